@@ -1,0 +1,190 @@
+/*
+ * tls: OpenSSL over memory BIOs (the h2o model).  Input ciphertext goes into
+ * the read BIO, output ciphertext is drained from the write BIO by the
+ * caller.  Must not: touch sockets or libuv, log, or block.
+ */
+#include "tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+struct tls {
+    SSL *ssl;
+    BIO *rbio; /* ciphertext from the peer */
+    BIO *wbio; /* ciphertext to the peer */
+    char error[256];
+};
+
+struct tls *tls_new(SSL_CTX *ctx, bool server, const char *sni, bool verify_peer)
+{
+    struct tls *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->ssl = SSL_new(ctx);
+    t->rbio = BIO_new(BIO_s_mem());
+    t->wbio = BIO_new(BIO_s_mem());
+    if (t->ssl == NULL || t->rbio == NULL || t->wbio == NULL) {
+        BIO_free(t->rbio);
+        BIO_free(t->wbio);
+        SSL_free(t->ssl);
+        free(t);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(t->rbio, -1);
+    BIO_set_mem_eof_return(t->wbio, -1);
+    SSL_set_bio(t->ssl, t->rbio, t->wbio);
+    if (server) {
+        SSL_set_accept_state(t->ssl);
+        if (verify_peer)
+            SSL_set_verify(t->ssl, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, NULL);
+    } else {
+        SSL_set_connect_state(t->ssl);
+        if (sni != NULL)
+            SSL_set_tlsext_host_name(t->ssl, sni);
+    }
+    return t;
+}
+
+void tls_free(struct tls *t)
+{
+    if (t == NULL)
+        return;
+    SSL_free(t->ssl); /* frees both BIOs */
+    free(t);
+}
+
+int tls_feed(struct tls *t, const char *buf, size_t len)
+{
+    return BIO_write(t->rbio, buf, (int)len) == (int)len ? 0 : -1;
+}
+
+/* Records the reason for a failed call in the ESA style: the first queued
+ * OpenSSL error as "(code, 'error string')", else the SSL error class. */
+static int tls_fail(struct tls *t, int ret)
+{
+    unsigned long e = ERR_peek_error();
+    int sslerr = SSL_get_error(t->ssl, ret);
+    if (e != 0) {
+        char s[200];
+        ERR_error_string_n(e, s, sizeof(s));
+        snprintf(t->error, sizeof(t->error), "(%lu, '%s')", e, s);
+    } else if (sslerr == SSL_ERROR_ZERO_RETURN) {
+        snprintf(t->error, sizeof(t->error), "connection closed by peer");
+    } else if (sslerr == SSL_ERROR_SYSCALL) {
+        snprintf(t->error, sizeof(t->error), "unexpected end of TLS stream");
+    } else {
+        snprintf(t->error, sizeof(t->error), "SSL error %d", sslerr);
+    }
+    ERR_clear_error();
+    return sslerr == SSL_ERROR_ZERO_RETURN ? TLS_EOF : TLS_ERROR;
+}
+
+int tls_handshake(struct tls *t)
+{
+    ERR_clear_error();
+    int ret = SSL_do_handshake(t->ssl);
+    if (ret == 1)
+        return TLS_DONE;
+    int err = SSL_get_error(t->ssl, ret);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return TLS_AGAIN;
+    tls_fail(t, ret);
+    return TLS_ERROR;
+}
+
+ssize_t tls_read(struct tls *t, char *buf, size_t len)
+{
+    ERR_clear_error();
+    int ret = SSL_read(t->ssl, buf, (int)len);
+    if (ret > 0)
+        return ret;
+    int err = SSL_get_error(t->ssl, ret);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE)
+        return TLS_AGAIN;
+    return tls_fail(t, ret);
+}
+
+int tls_write(struct tls *t, const char *buf, size_t len)
+{
+    ERR_clear_error();
+    size_t done = 0;
+    while (done < len) {
+        size_t n = 0;
+        int ret = SSL_write_ex(t->ssl, buf + done, len - done, &n);
+        if (ret <= 0) {
+            tls_fail(t, ret);
+            return TLS_ERROR;
+        }
+        done += n;
+    }
+    return 0;
+}
+
+void tls_shutdown(struct tls *t)
+{
+    ERR_clear_error();
+    if (SSL_is_init_finished(t->ssl))
+        SSL_shutdown(t->ssl);
+    ERR_clear_error();
+}
+
+size_t tls_pending(struct tls *t)
+{
+    return BIO_ctrl_pending(t->wbio);
+}
+
+size_t tls_take_out(struct tls *t, char *buf, size_t len)
+{
+    int n = BIO_read(t->wbio, buf, (int)len);
+    return n > 0 ? (size_t)n : 0;
+}
+
+const char *tls_protocol(const struct tls *t)
+{
+    return SSL_get_version(t->ssl);
+}
+
+const char *tls_cipher(const struct tls *t)
+{
+    return SSL_get_cipher_name(t->ssl);
+}
+
+int tls_cipher_bits(const struct tls *t)
+{
+    return SSL_get_cipher_bits(t->ssl, NULL);
+}
+
+const char *tls_peer_subject(const struct tls *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    if (cert == NULL)
+        return buf;
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem != NULL) {
+        X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+        int n = BIO_read(mem, buf, (int)len - 1);
+        buf[n > 0 ? n : 0] = '\0';
+        BIO_free(mem);
+    }
+    X509_free(cert);
+    return buf;
+}
+
+bool tls_peer_verified(const struct tls *t)
+{
+    X509 *cert = SSL_get1_peer_certificate(t->ssl);
+    bool ok = cert != NULL && SSL_get_verify_result(t->ssl) == X509_V_OK;
+    X509_free(cert);
+    return ok;
+}
+
+const char *tls_error(const struct tls *t)
+{
+    return t->error[0] ? t->error : "unknown TLS error";
+}

@@ -1,0 +1,68 @@
+/*
+ * tls: one TLS endpoint (an OpenSSL SSL object) over two memory BIOs.  The
+ * caller feeds it the ciphertext it read from the network and sends what
+ * tls_take_out() gives back; this module never touches a socket, a timer or
+ * the event loop, so it can be tested by pumping two endpoints into each
+ * other.  Errors are returned as text once, for the mail log.
+ */
+#ifndef TLSGATE_TLS_H
+#define TLSGATE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct ssl_ctx_st; /* SSL_CTX, opaque outside tls and certstore */
+struct tls;
+
+enum tls_result {
+    TLS_DONE = 1,   /* handshake complete / bytes returned */
+    TLS_AGAIN = 0,  /* needs more input from the peer */
+    TLS_ERROR = -1, /* fatal; tls_error() says why */
+    TLS_EOF = -2    /* the peer sent close_notify */
+};
+
+/* A server (SERVER true) or client endpoint on CTX (its refcount is taken).
+ * SNI is the server name a client sends (may be NULL).  VERIFY_PEER asks a
+ * server for a client certificate (checked, but not required). */
+struct tls *tls_new(struct ssl_ctx_st *ctx, bool server, const char *sni, bool verify_peer);
+void tls_free(struct tls *t);
+
+/* Ciphertext received from the peer. 0, or -1 if out of memory. */
+int tls_feed(struct tls *t, const char *buf, size_t len);
+
+/* Advances the handshake: TLS_DONE, TLS_AGAIN or TLS_ERROR. */
+int tls_handshake(struct tls *t);
+
+/* Decrypts up to LEN bytes into BUF: the number of bytes (> 0), TLS_AGAIN,
+ * TLS_EOF or TLS_ERROR. */
+ssize_t tls_read(struct tls *t, char *buf, size_t len);
+
+/* Encrypts LEN bytes; the ciphertext is then available from tls_take_out.
+ * 0 or -1 (TLS_ERROR). */
+int tls_write(struct tls *t, const char *buf, size_t len);
+
+/* Queues a close_notify alert for tls_take_out. */
+void tls_shutdown(struct tls *t);
+
+/* Pending ciphertext to send: returns its length and moves up to LEN bytes
+ * into BUF; 0 when there is none. */
+size_t tls_pending(struct tls *t);
+size_t tls_take_out(struct tls *t, char *buf, size_t len);
+
+/* After the handshake: "TLSv1.3", the cipher's OpenSSL name, and its
+ * secret bits. */
+const char *tls_protocol(const struct tls *t);
+const char *tls_cipher(const struct tls *t);
+int tls_cipher_bits(const struct tls *t);
+
+/* The peer certificate's subject in RFC 2253 form into BUF ("" if none) and
+ * whether it verified against the trust store. */
+const char *tls_peer_subject(const struct tls *t, char *buf, size_t len);
+bool tls_peer_verified(const struct tls *t);
+
+/* Why the last call failed: a reason such as "(336109761,
+ * 'error:0A0000C1:SSL routines::no shared cipher')" in the ESA style. */
+const char *tls_error(const struct tls *t);
+
+#endif
