@@ -30,8 +30,12 @@ bool policy_matchlist(const struct matchlist *l, const struct sockaddr *sa, cons
                       char *why, size_t whylen);
 
 /* The first sender group in file order that applies to LISTENER (its
- * "listener =" is that name or unset) and matches the client; NULL means
- * the implicit group ALL (action accept, the listener's TLS level). */
+ * "listener =" is that name or unset; with LISTENER NULL only unset ones)
+ * and matches the client.  A group named "ALL" is never matched by its
+ * list: when nothing matches, the answer is the "ALL" group that applies to
+ * LISTENER (one scoped to it preferred over an unscoped one) and WHY is
+ * "ALL"; NULL means the implicit group ALL (action accept, the listener's
+ * TLS level). */
 const struct conf_sendergroup *policy_sendergroup(const struct config *c, const char *listener,
                                                   const struct sockaddr *sa, const char *rdns,
                                                   char *why, size_t whylen);
