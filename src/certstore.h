@@ -22,6 +22,12 @@ struct ssl_ctx_st;
 struct ssl_ctx_st *certstore_server_ctx(const struct config *c, const struct conf_listener *l,
                                         char *err, size_t errlen);
 
+/* A client context for delivery: the protocol floor and cipher lists, DH
+ * of at least 2048 bits, and the trust store (certs_dir/trust plus the
+ * system store when system_trust = yes).  The handshake never fails on
+ * verification: the verify levels judge the result afterwards. */
+struct ssl_ctx_st *certstore_client_ctx(const struct config *c, char *err, size_t errlen);
+
 /* Drops one reference to CTX (NULL is fine). */
 void certstore_ctx_free(struct ssl_ctx_st *ctx);
 

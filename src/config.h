@@ -50,27 +50,27 @@ struct matchlist {
 /* Limits and timeouts; [gateway] sets the defaults, a listener may override
  * each one.  Times in seconds. */
 struct conf_limits {
-    int command_timeout;       /* whole command line once it began: 60 */
-    int tls_handshake_timeout; /* whole handshake: 30 */
-    int idle_timeout;          /* waiting for a command or data bytes: 300 */
-    int data_min_rate;         /* bytes/second averaged over DATA: 1024 */
-    int max_connections;       /* per listener: 1000 */
+    int command_timeout;        /* whole command line once it began: 60 */
+    int tls_handshake_timeout;  /* whole handshake: 30 */
+    int idle_timeout;           /* waiting for a command or data bytes: 300 */
+    int data_min_rate;          /* bytes/second averaged over DATA: 1024 */
+    int max_connections;        /* per listener: 1000 */
     int max_connections_per_ip; /* per client address: 50 */
-    int max_recipients;        /* per message: 1000 */
+    int max_recipients;         /* per message: 1000 */
 };
 
 struct conf_listener {
-    char *name; /* after "listener:" */
-    int line;   /* line of the section header */
+    char *name;    /* after "listener:" */
+    int line;      /* line of the section header */
     char *address; /* as written: host:port or [v6]:port */
     struct sockaddr_storage addr;
     int addrlen;
-    char *interface; /* label for "New SMTP ICID" (default: the name) */
-    char *hostname;  /* greeting name (default: gateway hostname) */
+    char *interface;   /* label for "New SMTP ICID" (default: the name) */
+    char *hostname;    /* greeting name (default: gateway hostname) */
     char *certificate; /* name in certs_dir (default "demo") */
     enum tls_in_level tls;
     bool implicit_tls;
-    char *route; /* NULL: recipients are routed by domain */
+    char *route;           /* NULL: recipients are routed by domain */
     char **accept_domains; /* lower-case; ".suffix" entries keep the dot */
     size_t naccept_domains;
     enum proxy_mode proxy_protocol;
@@ -127,7 +127,7 @@ struct config {
     char *maillog; /* path, "syslog" or "-" */
     char *state_dir;
     char *certs_dir;
-    int workers; /* resolved: "auto" becomes the number of cores */
+    int workers;         /* resolved: "auto" becomes the number of cores */
     int min_tls_version; /* TLS1_2_VERSION style numbers: 0x0303 ... */
     char *ciphers;       /* TLS 1.2 cipher list, NULL: OpenSSL default */
     char *ciphersuites;  /* TLS 1.3 suites, NULL: OpenSSL default */

@@ -21,7 +21,7 @@ struct conn;
 struct conn_ops {
     void (*on_data)(struct conn *c, const char *buf, size_t len); /* plaintext */
     void (*on_tls)(struct conn *c, int status);                   /* 0 ready, -1 failed */
-    void (*on_eof)(struct conn *c, int status);  /* 0 peer closed, else a UV error */
+    void (*on_eof)(struct conn *c, int status); /* 0 peer closed, else a UV error */
     void (*on_timeout)(struct conn *c);
     void (*on_close)(struct conn *c); /* handles closed: the owner frees its state */
 };

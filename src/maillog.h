@@ -26,7 +26,7 @@ void maillog_close(void);
 /* Writes one line: "Www Mmm dd HH:MM:SS YYYY Info: " + the formatted text. */
 void maillog_write(enum maillog_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-#define maillog_info(...) maillog_write(MAILLOG_INFO, __VA_ARGS__)
+#define maillog_info(...)    maillog_write(MAILLOG_INFO, __VA_ARGS__)
 #define maillog_warning(...) maillog_write(MAILLOG_WARNING, __VA_ARGS__)
 
 /* The full line for time T (local time, ctime style with a space-padded

@@ -35,8 +35,9 @@ void relay_free(struct relay *r);
 void relay_mail(struct relay *r, uint64_t mid, const struct smtp_path *from, relay_cb cb,
                 void *arg);
 
-/* Adds a recipient that local policy accepted. */
-void relay_rcpt(struct relay *r, const struct smtp_path *to, relay_cb cb, void *arg);
+/* Adds recipient RID (the number the mail log gives it) that local policy
+ * accepted. */
+void relay_rcpt(struct relay *r, unsigned rid, const struct smtp_path *to, relay_cb cb, void *arg);
 
 /* Opens the message; RECEIVED (the trace header, CRLF-terminated) comes
  * first.  The reply is 354 or an error. */

@@ -34,8 +34,7 @@ void route_maildir_write(struct route_maildir *m, const char *buf, size_t len);
 /* Flushes, fsyncs, renames the file into DIR/new and fsyncs the directory,
  * on the thread pool; CB gets 0 or -1 with ERR text, and M is freed. */
 typedef void (*route_maildir_cb)(void *arg, int status, const char *err);
-void route_maildir_commit(uv_loop_t *loop, struct route_maildir *m, route_maildir_cb cb,
-                          void *arg);
+void route_maildir_commit(uv_loop_t *loop, struct route_maildir *m, route_maildir_cb cb, void *arg);
 
 /* Removes the file from tmp/ and frees M. */
 void route_maildir_abort(struct route_maildir *m);

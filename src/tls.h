@@ -61,6 +61,32 @@ int tls_cipher_bits(const struct tls *t);
 const char *tls_peer_subject(const struct tls *t, char *buf, size_t len);
 bool tls_peer_verified(const struct tls *t);
 
+/* Judges the peer certificate of a finished client handshake: whether
+ * its chain verified against the context's trust store, and whether one of
+ * NAMES matches it by RFC 6125 (DNS-IDs in subjectAltName, the CN only when
+ * there is none, a wildcard only as the whole left-most label).  MATCHED
+ * gets the reference name that matched; REASON a one-line explanation of a
+ * failure ("certificate has expired", "name mismatch: ..."). Returns
+ * TLS_VERIFY_OK or the first failing kind. */
+enum tls_verify {
+    TLS_VERIFY_OK,
+    TLS_VERIFY_NO_CERT,
+    TLS_VERIFY_EXPIRED,
+    TLS_VERIFY_UNTRUSTED,
+    TLS_VERIFY_NAME,
+    TLS_VERIFY_OTHER
+};
+enum tls_verify tls_verify_peer(const struct tls *t, const char *const *names, size_t nnames,
+                                char *matched, size_t matchedlen, char *reason, size_t reasonlen);
+
+/* The peer certificate's issuer (RFC 2253) and notAfter ("Jan  2 00:00:00
+ * 2027 GMT") into BUF, "" when there is none. */
+const char *tls_peer_issuer(const struct tls *t, char *buf, size_t len);
+const char *tls_peer_not_after(const struct tls *t, char *buf, size_t len);
+
+/* The server's ephemeral key as "ECDH X25519 253 bits" / "DH 2048 bits". */
+const char *tls_peer_tmp_key(const struct tls *t, char *buf, size_t len);
+
 /* Why the last call failed: a reason such as "(336109761,
  * 'error:0A0000C1:SSL routines::no shared cipher')" in the ESA style. */
 const char *tls_error(const struct tls *t);
