@@ -125,6 +125,21 @@ fail:
     return NULL;
 }
 
+SSL_CTX *certstore_client_ctx(const struct config *c, char *err, size_t errlen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        certstore_ossl_error(err, errlen, "cannot create TLS context");
+        return NULL;
+    }
+    if (certstore_common(ctx, c, err, errlen) < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    return ctx;
+}
+
 void certstore_ctx_free(SSL_CTX *ctx)
 {
     SSL_CTX_free(ctx);

@@ -340,7 +340,7 @@ static int config_split_address(const char *text, char *host, size_t size, int *
 
 int config_parse_address(const char *text, struct sockaddr_storage *ss, int *len)
 {
-    char host[INET6_ADDRSTRLEN + 16], port[8];
+    char host[INET6_ADDRSTRLEN + 16], port[16];
     unsigned char probe[sizeof(struct in6_addr)];
     int family, portnum = config_split_address(text, host, sizeof(host), &family);
     if (portnum < 0)

@@ -16,7 +16,7 @@
 #include "maillog.h"
 #include "smtp_in.h"
 
-#define LISTENER_BACKLOG 511
+#define LISTENER_BACKLOG    511
 #define LISTENER_IP_BUCKETS 4096
 
 enum { LISTENER_RUN, LISTENER_STOP, LISTENER_FORCE };

@@ -64,8 +64,8 @@ static int main_demo_certs(const struct config *cfg)
                 fprintf(stderr, "tlsgate: %s\n", err);
                 return -1;
             }
-            maillog_warning("created the demonstration certificate %s/demo for %s",
-                            cfg->certs_dir, l->hostname);
+            maillog_warning("created the demonstration certificate %s/demo for %s", cfg->certs_dir,
+                            l->hostname);
         }
         maillog_warning("listener %s uses the demonstration certificate %s/demo: a self-signed "
                         "certificate that cannot give verifiable TLS; install a real one with "
@@ -111,8 +111,7 @@ static void main_reload(struct main_state *m)
     struct snapshot *next = main_load(m->path, errs);
     struct snapshot *cur = snapshot_current();
     if (next != NULL && !main_same_listeners(cur->cfg, next->cfg)) {
-        fprintf(errs, "%s:0: listener names or addresses changed; that needs a restart\n",
-                m->path);
+        fprintf(errs, "%s:0: listener names or addresses changed; that needs a restart\n", m->path);
         snapshot_unref(next);
         next = NULL;
     }
@@ -218,8 +217,8 @@ static int main_run(const char *path)
     uv_async_init(m.loop, &m.worker_ended, main_on_worker_ended);
     m.worker_ended.data = &m;
     listener_notify(m.pool, &m.worker_ended);
-    maillog_info("tlsgate started with %s: %zu listeners, %d workers", path,
-                 snap->cfg->nlisteners, snap->cfg->workers);
+    maillog_info("tlsgate started with %s: %zu listeners, %d workers", path, snap->cfg->nlisteners,
+                 snap->cfg->workers);
     uv_run(m.loop, UV_RUN_DEFAULT);
     listener_free(m.pool);
     maillog_info("tlsgate stopped");

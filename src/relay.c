@@ -63,8 +63,7 @@ void relay_reset(struct relay *r)
     r->mid = 0;
 }
 
-void relay_mail(struct relay *r, uint64_t mid, const struct smtp_path *from, relay_cb cb,
-                void *arg)
+void relay_mail(struct relay *r, uint64_t mid, const struct smtp_path *from, relay_cb cb, void *arg)
 {
     (void)from;
     relay_reset(r);
@@ -81,8 +80,9 @@ static const struct conf_route *relay_route_for(const struct relay *r, const cha
     return policy_route_for_domain(r->snap->cfg, domain);
 }
 
-void relay_rcpt(struct relay *r, const struct smtp_path *to, relay_cb cb, void *arg)
+void relay_rcpt(struct relay *r, unsigned rid, const struct smtp_path *to, relay_cb cb, void *arg)
 {
+    (void)rid;
     const struct conf_route *route = relay_route_for(r, to->domain);
     if (r->route != NULL && route != r->route) {
         cb(arg, "452 4.5.3 Recipient for another route: send it in a new transaction");
@@ -101,8 +101,8 @@ void relay_rcpt(struct relay *r, const struct smtp_path *to, relay_cb cb, void *
 void relay_data(struct relay *r, const char *received, relay_cb cb, void *arg)
 {
     char err[512];
-    r->maildir = route_maildir_begin(r->route->maildir, r->mid, r->snap->cfg->hostname, err,
-                                     sizeof(err));
+    r->maildir =
+        route_maildir_begin(r->route->maildir, r->mid, r->snap->cfg->hostname, err, sizeof(err));
     if (r->maildir == NULL) {
         cb(arg, "451 4.3.0 Error: local delivery failed");
         return;

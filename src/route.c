@@ -41,8 +41,8 @@ static bool route_same_addr(const struct sockaddr *a, const struct sockaddr *b)
 static void route_rdns_work(uv_work_t *w)
 {
     struct route_rdns_req *r = w->data;
-    socklen_t len = r->sa.ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                               : sizeof(struct sockaddr_in6);
+    socklen_t len =
+        r->sa.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
     if (getnameinfo((struct sockaddr *)&r->sa, len, r->name, sizeof(r->name), NULL, 0,
                     NI_NAMEREQD) != 0)
         return;
@@ -69,8 +69,8 @@ int route_rdns(uv_loop_t *loop, const struct sockaddr *sa, route_rdns_cb cb, voi
     struct route_rdns_req *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return UV_ENOMEM;
-    memcpy(&r->sa, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                : sizeof(struct sockaddr_in6));
+    memcpy(&r->sa, sa,
+           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
     r->cb = cb;
     r->arg = arg;
     r->work.data = r;

@@ -21,11 +21,11 @@
 #include "smtp_parse.h"
 #include "tls.h"
 
-#define SMTP_IN_CMD_MAX 512     /* RFC 5321 4.5.3.1.4, with CRLF */
-#define SMTP_IN_TEXT_MAX 1000   /* RFC 5321 4.5.3.1.6, with CRLF */
-#define SMTP_IN_BUF_MAX 65536   /* input held before reading pauses */
-#define SMTP_IN_RDNS_MS 10000   /* reverse DNS waits no longer than this */
-#define SMTP_IN_RATE_GRACE 10.0 /* seconds before data_min_rate applies */
+#define SMTP_IN_CMD_MAX    512   /* RFC 5321 4.5.3.1.4, with CRLF */
+#define SMTP_IN_TEXT_MAX   1000  /* RFC 5321 4.5.3.1.6, with CRLF */
+#define SMTP_IN_BUF_MAX    65536 /* input held before reading pauses */
+#define SMTP_IN_RDNS_MS    10000 /* reverse DNS waits no longer than this */
+#define SMTP_IN_RATE_GRACE 10.0  /* seconds before data_min_rate applies */
 
 enum smtp_in_state {
     SMTP_IN_RDNS,      /* looking up the client's name */
@@ -38,10 +38,10 @@ enum smtp_in_state {
 
 /* Problems found in message text; the message is refused at its end. */
 enum {
-    SMTP_IN_BARE = 1,  /* bare CR or LF */
-    SMTP_IN_NUL = 2,   /* NUL byte */
-    SMTP_IN_SIZE = 4,  /* over max_message_size */
-    SMTP_IN_LONG = 8   /* text line over 1000 octets */
+    SMTP_IN_BARE = 1, /* bare CR or LF */
+    SMTP_IN_NUL = 2,  /* NUL byte */
+    SMTP_IN_SIZE = 4, /* over max_message_size */
+    SMTP_IN_LONG = 8  /* text line over 1000 octets */
 };
 
 struct smtp_in {
@@ -61,21 +61,22 @@ struct smtp_in {
     enum sg_action action;
     enum tls_in_level tls_level;
     bool verify_client;
-    bool denied;         /* REJECT group: only QUIT works */
+    bool denied; /* REJECT group: only QUIT works */
     bool tls_required_logged;
-    bool implicit;       /* handshake before the greeting */
-    bool shutdown;       /* stop after the current transaction */
+    bool implicit; /* handshake before the greeting */
+    bool shutdown; /* stop after the current transaction */
     bool quit;
-    bool skip_line;      /* discarding the rest of an overlong command */
-    bool cmd_timer;      /* the command deadline is armed */
+    bool skip_line; /* discarding the rest of an overlong command */
+    bool cmd_timer; /* the command deadline is armed */
     bool in_process;
     char helo[256];
-    int helo_kind;       /* 0 none, 1 HELO, 2 EHLO */
+    int helo_kind; /* 0 none, 1 HELO, 2 EHLO */
     /* the transaction */
     struct relay *relay;
     uint64_t mid;
     struct smtp_path from;
     char first_rcpt[SMTP_PATH_MAX + 1];
+    char pending_rcpt[SMTP_PATH_MAX + 1]; /* the RCPT awaiting its reply */
     unsigned nrcpt;
     /* DATA */
     int data_flags;
@@ -350,10 +351,12 @@ static void smtp_in_cmd_mail(struct smtp_in *s, const char *arg)
 static void smtp_in_on_rcpt(void *arg, const char *reply)
 {
     struct smtp_in *s = arg;
-    if (reply[0] == '2')
+    if (reply[0] == '2') {
+        if (s->nrcpt == 0)
+            snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", s->pending_rcpt);
+        maillog_mid_rcpt(s->mid, s->icid, s->nrcpt, s->pending_rcpt);
         s->nrcpt++;
-    else
-        s->first_rcpt[0] = s->nrcpt ? s->first_rcpt[0] : '\0';
+    }
     smtp_in_reply(s, "%s", reply);
     smtp_in_enter_state(s, SMTP_IN_CMD);
     smtp_in_process(s);
@@ -390,11 +393,9 @@ static void smtp_in_cmd_rcpt(struct smtp_in *s, const char *arg)
         smtp_in_reply(s, "%s", err);
         return;
     }
-    if (s->nrcpt == 0)
-        snprintf(s->first_rcpt, sizeof(s->first_rcpt), "%s", to.addr);
-    maillog_mid_rcpt(s->mid, s->icid, s->nrcpt, to.addr);
+    snprintf(s->pending_rcpt, sizeof(s->pending_rcpt), "%s", to.addr);
     smtp_in_enter_state(s, SMTP_IN_BUSY);
-    relay_rcpt(s->relay, &to, smtp_in_on_rcpt, s);
+    relay_rcpt(s->relay, s->nrcpt, &to, smtp_in_on_rcpt, s);
 }
 
 /* The Received: trace header (RFC 5321 4.4) with the TLS details
@@ -409,8 +410,8 @@ static void smtp_in_received(struct smtp_in *s, char *buf, size_t len)
     const struct tls *t = conn_tls(&s->conn);
     bool tls = conn_tls_active(&s->conn);
     if (tls)
-        snprintf(tlsinfo, sizeof(tlsinfo), "(using %s with cipher %s (%d bits))",
-                 tls_protocol(t), tls_cipher(t), tls_cipher_bits(t));
+        snprintf(tlsinfo, sizeof(tlsinfo), "(using %s with cipher %s (%d bits))", tls_protocol(t),
+                 tls_cipher(t), tls_cipher_bits(t));
     else
         snprintf(tlsinfo, sizeof(tlsinfo), "(no TLS)");
     char helo[256], rdns[256], rcpt[300] = "";
@@ -422,7 +423,8 @@ static void smtp_in_received(struct smtp_in *s, char *buf, size_t len)
              "Received: from %s (%s [%s])\r\n\tby %s (tlsgate) with %s id %llu\r\n\t%s%s;"
              " %s\r\n",
              helo, rdns, s->peer_ip, s->l->hostname,
-             tls ? (s->helo_kind == 2 ? "ESMTPS" : "SMTPS") : (s->helo_kind == 2 ? "ESMTP" : "SMTP"),
+             tls ? (s->helo_kind == 2 ? "ESMTPS" : "SMTPS")
+                 : (s->helo_kind == 2 ? "ESMTP" : "SMTP"),
              (unsigned long long)s->mid, tlsinfo, rcpt, date);
 }
 
@@ -489,7 +491,8 @@ static void smtp_in_cmd_vrfy(struct smtp_in *s, const char *arg)
     if (arg[0] == '\0')
         smtp_in_reply(s, "501 5.5.4 Syntax: VRFY address");
     else
-        smtp_in_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+        smtp_in_reply(s,
+                      "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void smtp_in_cmd_help(struct smtp_in *s, const char *arg)
@@ -786,8 +789,7 @@ static void smtp_in_log_tls(struct smtp_in *s)
     if (s->verify_client) {
         char subject[512];
         tls_peer_subject(t, subject, sizeof(subject));
-        maillog_info("ICID %llu TLS client certificate %s subject %s",
-                     (unsigned long long)s->icid,
+        maillog_info("ICID %llu TLS client certificate %s subject %s", (unsigned long long)s->icid,
                      tls_peer_verified(t) ? "verified" : "not verified",
                      subject[0] ? subject : "(none)");
     }
@@ -859,8 +861,8 @@ static void smtp_in_choose_group(struct smtp_in *s)
 
 static void smtp_in_begin(struct smtp_in *s)
 {
-    maillog_icid_new(s->icid, s->l->interface, s->local_ip, s->peer_ip,
-                     s->rdns[0] ? s->rdns : NULL, s->rdns_verified);
+    maillog_icid_new(s->icid, s->l->interface, s->local_ip, s->peer_ip, s->rdns[0] ? s->rdns : NULL,
+                     s->rdns_verified);
     smtp_in_choose_group(s);
     s->relay = relay_new(s->env.loop, s->env.snap, s->env.listener, s->icid);
     if (s->relay == NULL) {
@@ -917,8 +919,9 @@ static const struct conn_ops smtp_in_rdns_ops = {
 
 static void smtp_in_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
-    const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+    const void *a = ss->ss_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
     if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
         snprintf(buf, len, "unknown");
 }

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 struct tls {
     SSL *ssl;
@@ -159,21 +160,112 @@ int tls_cipher_bits(const struct tls *t)
     return SSL_get_cipher_bits(t->ssl, NULL);
 }
 
+/* NAME in RFC 2253 form into BUF. */
+static void tls_name_text(X509_NAME *name, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    BIO *mem = BIO_new(BIO_s_mem());
+    if (mem == NULL)
+        return;
+    X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253);
+    int n = BIO_read(mem, buf, (int)len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    BIO_free(mem);
+}
+
 const char *tls_peer_subject(const struct tls *t, char *buf, size_t len)
 {
     buf[0] = '\0';
-    X509 *cert = SSL_get1_peer_certificate(t->ssl);
-    if (cert == NULL)
-        return buf;
-    BIO *mem = BIO_new(BIO_s_mem());
-    if (mem != NULL) {
-        X509_NAME_print_ex(mem, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
-        int n = BIO_read(mem, buf, (int)len - 1);
-        buf[n > 0 ? n : 0] = '\0';
-        BIO_free(mem);
-    }
-    X509_free(cert);
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert != NULL)
+        tls_name_text(X509_get_subject_name(cert), buf, len);
     return buf;
+}
+
+const char *tls_peer_issuer(const struct tls *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert != NULL)
+        tls_name_text(X509_get_issuer_name(cert), buf, len);
+    return buf;
+}
+
+const char *tls_peer_not_after(const struct tls *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    BIO *mem = cert ? BIO_new(BIO_s_mem()) : NULL;
+    if (mem == NULL)
+        return buf;
+    ASN1_TIME_print(mem, X509_get0_notAfter(cert));
+    int n = BIO_read(mem, buf, (int)len - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    BIO_free(mem);
+    return buf;
+}
+
+const char *tls_peer_tmp_key(const struct tls *t, char *buf, size_t len)
+{
+    EVP_PKEY *key = NULL;
+    buf[0] = '\0';
+    if (!SSL_get_peer_tmp_key(t->ssl, &key) || key == NULL)
+        return buf;
+    int id = EVP_PKEY_get_base_id(key);
+    const char *kind = id == EVP_PKEY_DH ? "DH" : id == EVP_PKEY_EC ? "ECDH" : "ECDH";
+    const char *name = id == EVP_PKEY_EC || id == EVP_PKEY_DH ? "" : EVP_PKEY_get0_type_name(key);
+    snprintf(buf, len, "%s%s%s %d bits", kind, name && name[0] ? " " : "", name ? name : "",
+             EVP_PKEY_get_bits(key));
+    EVP_PKEY_free(key);
+    return buf;
+}
+
+static enum tls_verify tls_verify_chain(const struct tls *t, char *reason, size_t len)
+{
+    long v = SSL_get_verify_result(t->ssl);
+    if (v == X509_V_OK)
+        return TLS_VERIFY_OK;
+    snprintf(reason, len, "%s", X509_verify_cert_error_string(v));
+    switch (v) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return TLS_VERIFY_EXPIRED;
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return TLS_VERIFY_UNTRUSTED;
+    default:
+        return TLS_VERIFY_OTHER;
+    }
+}
+
+enum tls_verify tls_verify_peer(const struct tls *t, const char *const *names, size_t nnames,
+                                char *matched, size_t matchedlen, char *reason, size_t reasonlen)
+{
+    matched[0] = reason[0] = '\0';
+    X509 *cert = SSL_get0_peer_certificate(t->ssl);
+    if (cert == NULL) {
+        snprintf(reason, reasonlen, "no certificate presented");
+        return TLS_VERIFY_NO_CERT;
+    }
+    enum tls_verify chain = tls_verify_chain(t, reason, reasonlen);
+    for (size_t i = 0; i < nnames; i++) {
+        if (names[i] != NULL && names[i][0] != '\0' &&
+            X509_check_host(cert, names[i], 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1) {
+            snprintf(matched, matchedlen, "%s", names[i]);
+            return chain;
+        }
+    }
+    if (chain != TLS_VERIFY_OK)
+        return chain;
+    int n = snprintf(reason, reasonlen, "certificate name does not match");
+    for (size_t i = 0; i < nnames && n > 0 && (size_t)n < reasonlen; i++)
+        n += snprintf(reason + n, reasonlen - (size_t)n, "%s%s", i ? " or " : " ",
+                      names[i] ? names[i] : "");
+    return TLS_VERIFY_NAME;
 }
 
 bool tls_peer_verified(const struct tls *t)
