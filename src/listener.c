@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -285,14 +286,20 @@ struct listener_pool *listener_start(struct snapshot *snap, FILE *errs)
         if (listener_bind_worker(&p->workers[i], cfg, errs) != 0)
             return NULL;
     }
-    for (int i = 0; i < p->nworkers; i++) {
-        if (listener_worker_init(&p->workers[i]) != 0 ||
-            uv_thread_create(&p->workers[i].thread, listener_worker_main, &p->workers[i]) != 0) {
+    /* Workers inherit a mask that blocks every signal: only the main
+     * thread's loop takes them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int failed = 0;
+    for (int i = 0; i < p->nworkers && !failed; i++) {
+        failed = listener_worker_init(&p->workers[i]) != 0 ||
+                 uv_thread_create(&p->workers[i].thread, listener_worker_main, &p->workers[i]) != 0;
+        if (failed)
             fprintf(errs, "%s:0: cannot start worker %d\n", cfg->path, i);
-            return NULL;
-        }
     }
-    return p;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return failed ? NULL : p;
 }
 
 void listener_notify(struct listener_pool *p, uv_async_t *async)

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,14 +131,43 @@ static void main_reload(struct main_state *m)
 
 static void main_on_signal(uv_signal_t *h, int signum);
 
+/* Lets the main loop end.  The signal handles stay open (unreferenced)
+ * until the signals are ignored, so a second SIGTERM during the last steps
+ * of the shutdown cannot kill the process with the default action. */
 static void main_close_all(struct main_state *m)
 {
+    uv_unref((uv_handle_t *)&m->sighup);
+    uv_unref((uv_handle_t *)&m->sigusr1);
+    uv_unref((uv_handle_t *)&m->sigterm);
+    uv_unref((uv_handle_t *)&m->sigint);
+    uv_close((uv_handle_t *)&m->force, NULL);
+    uv_close((uv_handle_t *)&m->worker_ended, NULL);
+}
+
+static void main_close_signals(struct main_state *m)
+{
+    /* Only this thread takes signals (the workers block them); blocked
+     * here, then ignored, a late signal is discarded. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    uv_signal_stop(&m->sighup);
+    uv_signal_stop(&m->sigusr1);
+    uv_signal_stop(&m->sigterm);
+    uv_signal_stop(&m->sigint);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&m->sighup, NULL);
     uv_close((uv_handle_t *)&m->sigusr1, NULL);
     uv_close((uv_handle_t *)&m->sigterm, NULL);
     uv_close((uv_handle_t *)&m->sigint, NULL);
-    uv_close((uv_handle_t *)&m->force, NULL);
-    uv_close((uv_handle_t *)&m->worker_ended, NULL);
+    uv_run(m->loop, UV_RUN_NOWAIT);
 }
 
 static void main_on_worker_ended(uv_async_t *a)
@@ -220,6 +250,7 @@ static int main_run(const char *path)
     maillog_info("tlsgate started with %s: %zu listeners, %d workers", path, snap->cfg->nlisteners,
                  snap->cfg->workers);
     uv_run(m.loop, UV_RUN_DEFAULT);
+    main_close_signals(&m);
     listener_free(m.pool);
     maillog_info("tlsgate stopped");
     snapshot_install(NULL);

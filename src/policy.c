@@ -107,7 +107,11 @@ static void policy_why_cidr(char *why, size_t whylen, const struct cidr *n)
         return;
     if (inet_ntop(n->family, n->addr, text, sizeof(text)) == NULL)
         snprintf(text, sizeof(text), "?");
-    snprintf(why, whylen, "%s/%d", text, n->prefix);
+    /* a single address is shown as written in the config: without /32 */
+    if (n->prefix == (n->family == AF_INET ? 32 : 128))
+        snprintf(why, whylen, "%s", text);
+    else
+        snprintf(why, whylen, "%s/%d", text, n->prefix);
 }
 
 bool policy_matchlist(const struct matchlist *l, const struct sockaddr *sa, const char *rdns,

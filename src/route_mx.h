@@ -30,12 +30,12 @@
 
 #include <uv.h>
 
-#define ROUTE_MX_HOST_MAX      256 /* a host name and its NUL */
-#define ROUTE_MX_MAX_RECORDS   64  /* MX records kept from one answer */
-#define ROUTE_MX_MAX_HOSTS     10  /* MX hosts kept after ordering */
-#define ROUTE_MX_ADDRS_PER_MX  4   /* addresses kept per MX host */
-#define ROUTE_MX_MAX_TARGETS   (ROUTE_MX_MAX_HOSTS * ROUTE_MX_ADDRS_PER_MX)
-#define ROUTE_MX_ENV_HOSTS     "TLSGATE_HOSTS_MX"
+#define ROUTE_MX_HOST_MAX     256 /* a host name and its NUL */
+#define ROUTE_MX_MAX_RECORDS  64  /* MX records kept from one answer */
+#define ROUTE_MX_MAX_HOSTS    10  /* MX hosts kept after ordering */
+#define ROUTE_MX_ADDRS_PER_MX 4   /* addresses kept per MX host */
+#define ROUTE_MX_MAX_TARGETS  (ROUTE_MX_MAX_HOSTS * ROUTE_MX_ADDRS_PER_MX)
+#define ROUTE_MX_ENV_HOSTS    "TLSGATE_HOSTS_MX"
 
 enum route_mx_status {
     ROUTE_MX_OK,       /* at least one target */

@@ -448,10 +448,6 @@ static void smtp_in_on_data(void *arg, const char *reply)
 
 static void smtp_in_cmd_data(struct smtp_in *s, const char *arg)
 {
-    if (s->mid == 0) {
-        smtp_in_reply(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
     if (s->nrcpt == 0) {
         smtp_in_reply(s, "503 5.5.1 Error: need RCPT command");
         return;
@@ -598,10 +594,16 @@ static bool smtp_in_take_command(struct smtp_in *s)
         smtp_in_consume(s, n);
         return true;
     }
-    char line[SMTP_IN_CMD_MAX + 1];
     size_t len = n - 1;
-    if (len > 0 && s->in[len - 1] == '\r')
-        len--;
+    if (len == 0 || s->in[len - 1] != '\r') {
+        /* A command line ends only in CRLF; a bare LF is how SMTP
+         * smuggling starts, so the session ends here (as Postfix does). */
+        smtp_in_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->l->hostname);
+        s->quit = true;
+        return false;
+    }
+    len--;
+    char line[SMTP_IN_CMD_MAX + 1];
     memcpy(line, s->in, len);
     line[len] = '\0';
     smtp_in_consume(s, n);
