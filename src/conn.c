@@ -21,8 +21,14 @@ struct conn_write_req {
 
 static void conn_on_write(uv_write_t *req, int status)
 {
-    (void)status;
+    struct conn *c = req->handle->data;
+    size_t len = ((struct conn_write_req *)req)->len;
     free(req);
+    if (status != 0 || c->closing || c->ops->on_drain == NULL)
+        return;
+    size_t queued = c->tcp.write_queue_size;
+    if (queued < CONN_LOW_WATER && queued + len >= CONN_LOW_WATER)
+        c->ops->on_drain(c);
 }
 
 /* Queues LEN bytes as they are (ciphertext or clear text). */
@@ -223,6 +229,22 @@ int conn_accept(struct conn *c, uv_stream_t *server)
     if (r == 0)
         uv_tcp_nodelay(&c->tcp, 1);
     return r;
+}
+
+static void conn_on_connect(uv_connect_t *req, int status)
+{
+    struct conn *c = req->data;
+    if (status == UV_ECANCELED || c->closing)
+        return;
+    if (status == 0)
+        uv_tcp_nodelay(&c->tcp, 1);
+    c->ops->on_connect(c, status);
+}
+
+int conn_connect(struct conn *c, const struct sockaddr *addr)
+{
+    c->connect.data = c;
+    return uv_tcp_connect(&c->connect, &c->tcp, addr, conn_on_connect);
 }
 
 int conn_start(struct conn *c)

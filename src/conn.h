@@ -24,12 +24,20 @@ struct conn_ops {
     void (*on_eof)(struct conn *c, int status); /* 0 peer closed, else a UV error */
     void (*on_timeout)(struct conn *c);
     void (*on_close)(struct conn *c); /* handles closed: the owner frees its state */
+    /* Optional: an outgoing connection completed (0) or failed (UV error). */
+    void (*on_connect)(struct conn *c, int status);
+    /* Optional: the queue of unwritten bytes fell below CONN_LOW_WATER. */
+    void (*on_drain)(struct conn *c);
 };
+
+#define CONN_HIGH_WATER (256 * 1024) /* a writer should pause above this */
+#define CONN_LOW_WATER  (64 * 1024)
 
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t shutdown;
+    uv_connect_t connect;
     const struct conn_ops *ops;
     void *data;
     struct tls *tls;
@@ -48,6 +56,10 @@ int conn_init(struct conn *c, uv_loop_t *loop, const struct conn_ops *ops, void 
 
 /* Accepts a pending connection from SERVER into C and sets TCP_NODELAY. */
 int conn_accept(struct conn *c, uv_stream_t *server);
+
+/* Connects C to ADDR; ops->on_connect reports the outcome, and the
+ * deadline timer (conn_set_timeout) bounds it.  0 or a UV error. */
+int conn_connect(struct conn *c, const struct sockaddr *addr);
 
 /* Starts delivering input to ops->on_data. */
 int conn_start(struct conn *c);

@@ -12,6 +12,7 @@
 #ifndef TLSGATE_RELAY_H
 #define TLSGATE_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,8 +44,14 @@ void relay_rcpt(struct relay *r, unsigned rid, const struct smtp_path *to, relay
  * first.  The reply is 354 or an error. */
 void relay_data(struct relay *r, const char *received, relay_cb cb, void *arg);
 
-/* Appends message text (dot-unstuffed, CRLF line ends). */
-void relay_write(struct relay *r, const char *buf, size_t len);
+/* Appends message text (dot-unstuffed, CRLF line ends).  Returns true when
+ * the next hop is not keeping up: the caller stops reading until the flow
+ * callback says to go on. */
+bool relay_write(struct relay *r, const char *buf, size_t len);
+
+/* FLOW(arg, false) is called when a paused writer may go on. */
+typedef void (*relay_flow_cb)(void *arg, bool pause);
+void relay_set_flow(struct relay *r, relay_flow_cb flow, void *arg);
 
 /* Ends the message; the reply is the next hop's final answer. */
 void relay_end(struct relay *r, relay_cb cb, void *arg);

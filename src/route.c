@@ -80,6 +80,66 @@ int route_rdns(uv_loop_t *loop, const struct sockaddr *sa, route_rdns_cb cb, voi
     return rc;
 }
 
+/* ---- host addresses ---- */
+
+#define ROUTE_HOST_MAX 16
+
+struct route_host_req {
+    uv_work_t work;
+    char host[256];
+    int port;
+    struct sockaddr_storage addrs[ROUTE_HOST_MAX];
+    size_t n;
+    char err[512];
+    route_host_cb cb;
+    void *arg;
+};
+
+static void route_host_work(uv_work_t *w)
+{
+    struct route_host_req *r = w->data;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", r->port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(r->host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(r->err, sizeof(r->err), "%s: %s", r->host, gai_strerror(rc));
+        return;
+    }
+    for (struct addrinfo *ai = res; ai != NULL && r->n < ROUTE_HOST_MAX; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+            memcpy(&r->addrs[r->n++], ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(res);
+    if (r->n == 0)
+        snprintf(r->err, sizeof(r->err), "%s: no address", r->host);
+}
+
+static void route_host_done(uv_work_t *w, int status)
+{
+    struct route_host_req *r = w->data;
+    if (status != 0 && r->err[0] == '\0')
+        snprintf(r->err, sizeof(r->err), "lookup cancelled");
+    r->cb(r->arg, r->addrs, status == 0 ? r->n : 0, r->err);
+    free(r);
+}
+
+int route_resolve_host(uv_loop_t *loop, const char *host, int port, route_host_cb cb, void *arg)
+{
+    struct route_host_req *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return UV_ENOMEM;
+    snprintf(r->host, sizeof(r->host), "%s", host);
+    r->port = port;
+    r->cb = cb;
+    r->arg = arg;
+    r->work.data = r;
+    int rc = uv_queue_work(loop, &r->work, route_host_work, route_host_done);
+    if (rc != 0)
+        free(r);
+    return rc;
+}
+
 /* ---- Maildir ---- */
 
 struct route_maildir {

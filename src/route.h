@@ -20,6 +20,13 @@
 typedef void (*route_rdns_cb)(void *arg, const char *name, bool verified);
 int route_rdns(uv_loop_t *loop, const struct sockaddr *sa, route_rdns_cb cb, void *arg);
 
+/* The addresses of HOST (a name or an address literal) on PORT, on the
+ * thread pool: CB gets up to MAX addresses, IPv6 and IPv4 in resolver
+ * order, or n = 0 with ERR.  ARG must stay valid until CB runs. */
+typedef void (*route_host_cb)(void *arg, const struct sockaddr_storage *addrs, size_t n,
+                              const char *err);
+int route_resolve_host(uv_loop_t *loop, const char *host, int port, route_host_cb cb, void *arg);
+
 struct route_maildir;
 
 /* Starts a message in the Maildir DIR (tmp/, new/, cur/ created if

@@ -400,9 +400,9 @@ int route_mx_literal(const char *domain, int port, struct route_mx_target *t)
 {
     size_t len = strlen(domain);
     char inner[INET6_ADDRSTRLEN + 8];
-    if (len < 2 || domain[0] != '[')
+    if (domain[0] != '[')
         return 0;
-    if (domain[len - 1] != ']' || len - 2 >= sizeof(inner))
+    if (len < 2 || domain[len - 1] != ']' || len - 2 >= sizeof(inner))
         return -1;
     memcpy(inner, domain + 1, len - 2);
     inner[len - 2] = '\0';
@@ -448,7 +448,11 @@ static int route_mx_file_mx_line(const char *pref, const char *host, struct rout
     l->mx.preference = (int)p;
     if (!route_mx_norm(host, l->mx.host))
         return -1;
-    return l->mx.host[0] == '\0' || route_mx_hostname_ok(l->mx.host) ? 1 : -1;
+    struct sockaddr_storage ss;
+    if (l->mx.host[0] == '\0' || route_mx_hostname_ok(l->mx.host) ||
+        route_mx_pton(AF_INET6, l->mx.host, &ss))
+        return 1;
+    return -1;
 }
 
 /* One line: 1 parsed into L, 0 blank or comment, -1 malformed. */
@@ -541,7 +545,8 @@ static enum route_mx_status route_mx_file_mx(const char *path, const char *domai
     return ROUTE_MX_NXDOMAIN;
 }
 
-/* HOST's addresses from the file's A/AAAA lines, else from getaddrinfo. */
+/* HOST's addresses from the file's A/AAAA lines, else HOST itself if it
+ * is numeric; never DNS. */
 static int route_mx_file_addrs(const char *path, const char *host, struct sockaddr_storage *out,
                                size_t *n, char *err, size_t errlen)
 {
@@ -549,8 +554,9 @@ static int route_mx_file_addrs(const char *path, const char *host, struct sockad
     *n = 0;
     if (route_mx_file_scan(path, route_mx_file_collect, &q, err, errlen) < 0)
         return -1;
-    if (q.naddrs == 0)
-        return route_mx_addrs_gai(host, out, n, err, errlen);
+    if (q.naddrs == 0 &&
+        (route_mx_pton(AF_INET, host, &q.addrs[0]) || route_mx_pton(AF_INET6, host, &q.addrs[0])))
+        q.naddrs = 1;
     *n = route_mx_interleave(q.addrs, q.naddrs, out);
     return 0;
 }
@@ -688,11 +694,11 @@ enum route_mx_status route_mx_lookup(const char *domain, int port, struct route_
     if (port < 1 || port > 65535)
         return route_mx_fail(res, ROUTE_MX_TEMPFAIL, "invalid port %d", port);
     int lit = route_mx_literal(domain, port, &res->targets[0]);
-    if (lit != 0) {
-        res->ntargets = lit > 0 ? 1 : 0;
-        if (lit > 0)
-            return res->status = ROUTE_MX_OK;
-        return route_mx_fail(res, ROUTE_MX_NXDOMAIN, "%s: not a valid address literal", domain);
+    if (lit < 0)
+        return route_mx_fail(res, ROUTE_MX_NXDOMAIN, "%.255s: not a valid address literal", domain);
+    if (lit > 0) {
+        res->ntargets = 1;
+        return res->status = ROUTE_MX_OK;
     }
     if (!route_mx_norm(domain, res->domain) || !route_mx_hostname_ok(res->domain))
         return route_mx_fail(res, ROUTE_MX_NXDOMAIN, "%.255s: not a valid domain name", domain);

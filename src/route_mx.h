@@ -15,9 +15,12 @@
  *     NAME A ADDRESS              an IPv4 address of NAME
  *     NAME AAAA ADDRESS           an IPv6 address of NAME
  * A domain with MX lines gets those; a domain with only A/AAAA lines gets
- * the implicit MX; any other domain is NXDOMAIN.  An MX host without A/AAAA
- * lines is resolved with getaddrinfo (so /etc/hosts names such as
- * "localhost" work).  A missing file or a bad line is a TEMPFAIL naming
+ * the implicit MX; any other domain is NXDOMAIN.  A host's addresses are
+ * its A/AAAA lines only (write "localhost A 127.0.0.1" for localhost); an
+ * MX host that is itself a numeric address ("example.org 10 127.0.0.1",
+ * "example.org 10 ::1") is
+ * used as is; any other host has no address.  So nothing is ever asked of
+ * DNS or /etc/hosts.  A missing file or a bad line is a TEMPFAIL naming
  * FILE:LINE.  Never set it in production.
  */
 #ifndef TLSGATE_ROUTE_MX_H

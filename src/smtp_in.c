@@ -69,6 +69,7 @@ struct smtp_in {
     bool skip_line; /* discarding the rest of an overlong command */
     bool cmd_timer; /* the command deadline is armed */
     bool in_process;
+    bool flow_paused; /* the next hop is not keeping up with DATA */
     char helo[256];
     int helo_kind; /* 0 none, 1 HELO, 2 EHLO */
     /* the transaction */
@@ -150,6 +151,8 @@ static void smtp_in_arm_timer(struct smtp_in *s)
             s->cmd_timer = true;
             conn_set_timeout(&s->conn, smtp_in_secs_ms(s->lim->command_timeout));
         }
+    } else if (s->state == SMTP_IN_DATA && s->flow_paused) {
+        conn_set_timeout(&s->conn, 0); /* the next hop's timeouts govern */
     } else if (s->state == SMTP_IN_DATA) {
         uint64_t idle = smtp_in_secs_ms(s->lim->idle_timeout);
         if (s->lim->data_min_rate > 0) {
@@ -175,6 +178,7 @@ static void smtp_in_end_transaction(struct smtp_in *s, const char *abort_reason)
         relay_reset(s->relay);
     s->mid = 0;
     s->nrcpt = 0;
+    s->flow_paused = false;
     s->first_rcpt[0] = '\0';
     memset(&s->from, 0, sizeof(s->from));
 }
@@ -672,8 +676,8 @@ static void smtp_in_data_text(struct smtp_in *s, const char *text, size_t n)
     s->data_bytes += n;
     if (s->data_bytes > (unsigned long long)s->cfg->max_message_size)
         s->data_flags |= SMTP_IN_SIZE;
-    if (s->data_flags == 0)
-        relay_write(s->relay, text, n);
+    if (s->data_flags == 0 && relay_write(s->relay, text, n))
+        s->flow_paused = true;
 }
 
 /* An overlong line without its LF yet: flag it and pass on what we have
@@ -735,7 +739,7 @@ static void smtp_in_after_commands(struct smtp_in *s)
     }
     smtp_in_flush(s);
     smtp_in_arm_timer(s);
-    if (s->in_len >= sizeof(s->in) / 2)
+    if (s->in_len >= sizeof(s->in) / 2 || s->flow_paused)
         conn_pause(&s->conn);
     else
         conn_resume(&s->conn);
@@ -750,7 +754,7 @@ static void smtp_in_process(struct smtp_in *s)
     while (more && !s->quit) {
         if (s->state == SMTP_IN_CMD)
             more = smtp_in_take_command(s);
-        else if (s->state == SMTP_IN_DATA)
+        else if (s->state == SMTP_IN_DATA && !s->flow_paused)
             more = smtp_in_take_data(s);
         else
             more = false;
@@ -861,6 +865,14 @@ static void smtp_in_choose_group(struct smtp_in *s)
     maillog_icid_sg(s->icid, word, sg ? sg->name : "ALL", why);
 }
 
+static void smtp_in_on_flow(void *arg, bool pause)
+{
+    struct smtp_in *s = arg;
+    s->flow_paused = pause;
+    if (!pause && s->state == SMTP_IN_DATA)
+        smtp_in_process(s);
+}
+
 static void smtp_in_begin(struct smtp_in *s)
 {
     maillog_icid_new(s->icid, s->l->interface, s->local_ip, s->peer_ip, s->rdns[0] ? s->rdns : NULL,
@@ -872,6 +884,7 @@ static void smtp_in_begin(struct smtp_in *s)
         smtp_in_close(s, false);
         return;
     }
+    relay_set_flow(s->relay, smtp_in_on_flow, s);
     if (s->l->implicit_tls && !s->denied) {
         s->implicit = true;
         smtp_in_enter_state(s, SMTP_IN_HANDSHAKE);

@@ -38,6 +38,11 @@ struct snapshot *snapshot_new(struct config *cfg, FILE *errs)
             bad = 1;
         }
     }
+    char err[512];
+    if (!bad && (s->client_ctx = certstore_client_ctx(cfg, err, sizeof(err))) == NULL) {
+        fprintf(errs, "%s:0: outbound TLS: %s\n", cfg->path, err);
+        bad = 1;
+    }
     if (bad) {
         snapshot_unref(s);
         return NULL;
@@ -58,6 +63,7 @@ void snapshot_unref(struct snapshot *s)
     for (size_t i = 0; s->server_ctx && i < s->cfg->nlisteners; i++)
         certstore_ctx_free(s->server_ctx[i]);
     free(s->server_ctx);
+    certstore_ctx_free(s->client_ctx);
     config_unref(s->cfg);
     free(s);
 }

@@ -16,6 +16,7 @@ struct snapshot {
     int refs; /* atomic */
     struct config *cfg;
     struct ssl_ctx_st **server_ctx; /* per cfg->listeners[i]; NULL when TLS is off */
+    struct ssl_ctx_st *client_ctx;  /* for delivery sessions */
 };
 
 /* Builds the TLS contexts of CFG (taking over its reference).  On failure
