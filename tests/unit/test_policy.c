@@ -15,17 +15,17 @@
 
 /* ---- helpers ---- */
 
-/* "a.b.c.d/n" or "v6/n" into a struct cidr (the prefix is required). */
+/* "a.b.c.d/n" or "v6/n" into a struct cidr (a bare address: a host route). */
 static struct cidr t_cidr(const char *text)
 {
     struct cidr c;
     char addr[INET6_ADDRSTRLEN];
     const char *slash = strchr(text, '/');
-    ck_assert_ptr_nonnull(slash);
-    snprintf(addr, sizeof(addr), "%.*s", (int)(slash - text), text);
+    size_t alen = slash ? (size_t)(slash - text) : strlen(text);
+    snprintf(addr, sizeof(addr), "%.*s", (int)alen, text);
     memset(&c, 0, sizeof(c));
     c.family = strchr(addr, ':') ? AF_INET6 : AF_INET;
-    c.prefix = atoi(slash + 1);
+    c.prefix = slash ? atoi(slash + 1) : (c.family == AF_INET ? 32 : 128);
     ck_assert_int_eq(inet_pton(c.family, addr, c.addr), 1);
     return c;
 }
@@ -90,8 +90,8 @@ static const struct cidr_case cidr_cases[] = {
     {"172.16.0.0/12", "172.31.255.255", true},
     {"172.16.0.0/12", "172.32.0.0", false},
     {"172.16.0.0/12", "172.15.255.255", false},
-    {"192.0.2.1/32", "192.0.2.1", true},
-    {"192.0.2.1/32", "192.0.2.2", false},
+    {"192.0.2.1", "192.0.2.1", true},
+    {"192.0.2.1", "192.0.2.2", false},
     {"192.0.2.1/31", "192.0.2.0", true},
     {"0.0.0.0/0", "203.0.113.9", true},
     {"0.0.0.0/0", "255.255.255.255", true},
@@ -99,7 +99,7 @@ static const struct cidr_case cidr_cases[] = {
     {"0.0.0.0/0", "::ffff:203.0.113.9", true}, /* mapped counts as IPv4 */
     {"10.0.0.0/8", "::ffff:10.1.2.3", true},
     {"10.0.0.0/8", "::ffff:11.1.2.3", false},
-    {"192.0.2.1/32", "::ffff:192.0.2.1", true},
+    {"192.0.2.1", "::ffff:192.0.2.1", true},
     {"192.0.2.0/24", "::192.0.2.1", false}, /* v4-compatible is not mapped */
     {"192.0.2.0/24", "2001:db8::c000:201", false},
     {"2001:db8::/32", "2001:db8:ffff::1", true},
@@ -113,8 +113,8 @@ static const struct cidr_case cidr_cases[] = {
     {"::/0", "192.0.2.1", false},        /* family mismatch */
     {"::/0", "::ffff:192.0.2.1", false}, /* mapped counts as IPv4 */
     {"::ffff:0:0/96", "192.0.2.1", false},
-    {"::1/128", "::1", true},
-    {"::1/128", "::2", false},
+    {"::1", "::1", true},
+    {"::1", "::2", false},
     {"2001:db8::1/128", "2001:db8::1", true},
     {"2001:db8::1/127", "2001:db8::", true},
     {"2001:db8::1/128", "2001:db8::1:0", false},
@@ -204,13 +204,13 @@ struct list_case {
     const char *why;
 };
 
-static const char *const list_cidrs[] = {"198.51.100.0/24", "::1/128", "2001:db8:1::/48", NULL};
+static const char *const list_cidrs[] = {"198.51.100.0/24", "::1", "2001:db8:1::/48", NULL};
 static const char *const list_names[] = {"mx.example.test", ".corp.example.test", NULL};
 
 static const struct list_case list_cases[] = {
     {"198.51.100.7", NULL, true, "198.51.100.0/24"},
     {"198.51.100.7", "mx.example.test", true, "198.51.100.0/24"}, /* networks first */
-    {"::1", NULL, true, "::1/128"},
+    {"::1", NULL, true, "::1"},
     {"::ffff:198.51.100.9", NULL, true, "198.51.100.0/24"},
     {"2001:db8:1:2::3", NULL, true, "2001:db8:1::/48"},
     {"203.0.113.5", "host.corp.example.test", true, ".corp.example.test"},
@@ -260,11 +260,11 @@ struct sg_def {
 
 /* In file order. */
 static const struct sg_def sg_defs[] = {
-    {"RELAYLIST", "in", {"127.0.0.0/8", "::1/128"}, {".corp.example.test"}, TLS_IN_OFF},
+    {"RELAYLIST", "in", {"127.0.0.0/8", "::1"}, {".corp.example.test"}, TLS_IN_OFF},
     {"ALL", NULL, {"198.51.100.0/24"}, {0}, -1}, /* its list is never used */
-    {"BLOCKED", NULL, {"192.0.2.0/24", "198.51.100.66/32"}, {"spam.example.test"}, -1},
+    {"BLOCKED", NULL, {"192.0.2.0/24", "198.51.100.66"}, {"spam.example.test"}, -1},
     {"SUBMIT", "sub", {"10.0.0.0/8"}, {0}, TLS_IN_REQUIRED},
-    {"WIDE", NULL, {"10.0.0.0/8", "127.0.0.1/32"}, {".example.test"}, -1},
+    {"WIDE", NULL, {"10.0.0.0/8", "127.0.0.1"}, {".example.test"}, -1},
     {"ALL", "sub", {0}, {0}, TLS_IN_REQUIRED},
 };
 
@@ -299,23 +299,23 @@ struct sg_case {
 
 static const struct sg_case sg_cases[] = {
     {"in", "127.0.0.1", NULL, 1, "127.0.0.0/8"},
-    {"in", "::1", NULL, 1, "::1/128"},
+    {"in", "::1", NULL, 1, "::1"},
     {"in", "::ffff:127.0.0.5", NULL, 1, "127.0.0.0/8"},
     {"in", "203.0.113.7", "mx1.corp.example.test", 1, ".corp.example.test"},
     {"in", "203.0.113.7", "mx1.example.test", 5, ".example.test"},
     {"in", "203.0.113.7", NULL, 2, "ALL"},  /* no match: the unscoped ALL */
     {"in", "198.51.100.1", NULL, 2, "ALL"}, /* ALL's own list is ignored */
-    {"in", "198.51.100.66", NULL, 3, "198.51.100.66/32"},
+    {"in", "198.51.100.66", NULL, 3, "198.51.100.66"},
     {"in", "192.0.2.9", NULL, 3, "192.0.2.0/24"},
     {"in", "203.0.113.7", "SPAM.example.test", 3, "spam.example.test"}, /* before WIDE */
-    {"out", "127.0.0.1", NULL, 5, "127.0.0.1/32"}, /* RELAYLIST is scoped to "in" */
+    {"out", "127.0.0.1", NULL, 5, "127.0.0.1"}, /* RELAYLIST is scoped to "in" */
     {"out", "127.0.0.2", NULL, 2, "ALL"},
     {"out", "203.0.113.7", "x.corp.example.test", 5, ".example.test"},
     {"sub", "10.1.1.1", NULL, 4, "10.0.0.0/8"}, /* SUBMIT comes before WIDE */
     {"in", "10.1.1.1", NULL, 5, "10.0.0.0/8"},
     {"sub", "203.0.113.7", NULL, 6, "ALL"}, /* the scoped ALL beats the unscoped */
-    {"sub", "127.0.0.1", NULL, 5, "127.0.0.1/32"},
-    {NULL, "127.0.0.1", NULL, 5, "127.0.0.1/32"}, /* no listener: unscoped groups only */
+    {"sub", "127.0.0.1", NULL, 5, "127.0.0.1"},
+    {NULL, "127.0.0.1", NULL, 5, "127.0.0.1"}, /* no listener: unscoped groups only */
     {NULL, "10.1.1.1", NULL, 5, "10.0.0.0/8"},
     {NULL, "203.0.113.7", NULL, 2, "ALL"},
 };
