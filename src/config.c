@@ -748,6 +748,9 @@ static const struct config_key config_gateway_keys[] = {
      .min = 1,
      .max = LLONG_MAX},
     CK_INT("shutdown_timeout", struct config, shutdown_timeout, 0, 86400),
+    CK_INT("mx_port", struct config, mx_port, 1, 65535),
+    CK_INT("connect_timeout", struct config, connect_timeout, 1, 3600),
+    CK_INT("delivery_timeout", struct config, delivery_timeout, 1, 86400),
     CK_LIMITS(struct config),
 };
 
@@ -868,6 +871,9 @@ static void config_gateway_defaults(struct config_parser *p, struct config *c)
     c->system_trust = true;
     c->max_message_size = 52428800;
     c->shutdown_timeout = 30;
+    c->mx_port = 25;
+    c->connect_timeout = 30;
+    c->delivery_timeout = 300;
     c->limits = (struct conf_limits){.command_timeout = 60,
                                      .tls_handshake_timeout = 30,
                                      .idle_timeout = 300,

@@ -134,6 +134,10 @@ struct config {
     bool system_trust;   /* use the system store with certs_dir/trust */
     long long max_message_size;
     int shutdown_timeout; /* SIGTERM: seconds to let transactions finish: 30 */
+    int mx_port;          /* port of MX delivery: 25 */
+    int connect_timeout;  /* outbound connection: 30 */
+    int delivery_timeout; /* each outbound reply (RFC 5321 4.5.3.2): 300;
+                             twice that for the end of data */
     struct conf_limits limits;
 
     struct conf_listener *listeners;

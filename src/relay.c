@@ -255,9 +255,9 @@ static void relay_open(struct relay *r, const struct smtp_out_target *t, size_t 
         .level = policy_tls_out(cfg, r->route, r->domain),
         .fallback_plaintext = dest ? dest->fallback_plaintext : false,
         .helo = cfg->hostname,
-        .connect_timeout = RELAY_CONNECT_TIMEOUT,
-        .command_timeout = RELAY_COMMAND_TIMEOUT,
-        .data_timeout = RELAY_DATA_TIMEOUT,
+        .connect_timeout = cfg->connect_timeout,
+        .command_timeout = cfg->delivery_timeout,
+        .data_timeout = cfg->delivery_timeout * 2,
     };
     r->busy++;
     r->out = smtp_out_open(&opts, t, n, relay_on_ready, r);
@@ -355,7 +355,7 @@ static void relay_first_remote(struct relay *r)
     r->busy++;
     int rc = r->route != NULL
                  ? route_resolve_host(r->loop, r->route->host, r->route->port, relay_on_host, r)
-                 : route_mx_resolve(r->loop, r->domain, 25, relay_on_mx, r);
+                 : route_mx_resolve(r->loop, r->domain, r->snap->cfg->mx_port, relay_on_mx, r);
     if (rc != 0) {
         r->busy--;
         r->step = RELAY_IDLE;
