@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "maillog.h"
 #include "policy.h"
 #include "route.h"
@@ -243,6 +244,12 @@ static void relay_on_ready(void *arg, const char *failure)
     relay_send_mail_rcpt(r);
 }
 
+static void relay_on_required_failure(void *arg, const char *domain, const char *why)
+{
+    struct relay *r = arg;
+    alert_raise(r->loop, r->snap, domain, why);
+}
+
 static void relay_open(struct relay *r, const struct smtp_out_target *t, size_t n)
 {
     const struct config *cfg = r->snap->cfg;
@@ -258,6 +265,8 @@ static void relay_open(struct relay *r, const struct smtp_out_target *t, size_t 
         .connect_timeout = cfg->connect_timeout,
         .command_timeout = cfg->delivery_timeout,
         .data_timeout = cfg->delivery_timeout * 2,
+        .on_required_failure = relay_on_required_failure,
+        .alert_arg = r,
     };
     r->busy++;
     r->out = smtp_out_open(&opts, t, n, relay_on_ready, r);

@@ -201,6 +201,12 @@ static void smtp_out_log_required(struct smtp_out *o, const char *why)
                  (unsigned long long)o->dcid, o->peer_ip);
     maillog_warning("TLS %s for %s could not be met by %s (%s): %s",
                     config_tls_out_name(o->opts.level), o->domain, o->cur->host, o->peer_ip, why);
+    if (o->opts.on_required_failure != NULL && !o->owner_gone) {
+        char text[700];
+        snprintf(text, sizeof(text), "TLS %s: %s (%s): %s", config_tls_out_name(o->opts.level),
+                 o->cur->host[0] ? o->cur->host : o->peer_ip, o->peer_ip, why);
+        o->opts.on_required_failure(o->opts.alert_arg, o->domain, text);
+    }
 }
 
 /* Ends the current attempt; tries a plain-text retry, the next target, or

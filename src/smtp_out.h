@@ -41,6 +41,9 @@ struct smtp_out_opts {
     int connect_timeout;
     int command_timeout; /* RFC 5321 4.5.3.2: minutes, configurable */
     int data_timeout;    /* for the reply to the end of data */
+    /* Optional: a required level could not be met (for the alert). */
+    void (*on_required_failure)(void *arg, const char *domain, const char *why);
+    void *alert_arg;
 };
 
 /* A reply from the next hop, or the 4xx/5xx that stands for a failure
