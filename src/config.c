@@ -399,6 +399,7 @@ static const char *config_cidr(const char *text, struct cidr *out)
     if (inet_pton(out->family, buf, out->addr) != 1)
         return "not an IP address";
     out->prefix = out->family == AF_INET ? 32 : 128;
+    out->has_prefix = slash != NULL;
     if (slash && config_parse_prefix(slash + 1, out->prefix, &out->prefix) < 0)
         return out->family == AF_INET ? "the prefix must be 0 to 32"
                                       : "the prefix must be 0 to 128";

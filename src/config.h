@@ -36,6 +36,7 @@ struct cidr {
     int family;
     uint8_t addr[16];
     int prefix;
+    bool has_prefix; /* written with "/n" (else a single address) */
 };
 
 /* A "match =" list: networks, exact host names and ".suffix" names

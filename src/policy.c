@@ -107,8 +107,8 @@ static void policy_why_cidr(char *why, size_t whylen, const struct cidr *n)
         return;
     if (inet_ntop(n->family, n->addr, text, sizeof(text)) == NULL)
         snprintf(text, sizeof(text), "?");
-    /* a single address is shown as written in the config: without /32 */
-    if (n->prefix == (n->family == AF_INET ? 32 : 128))
+    /* as written in the config: a single address without "/32" */
+    if (!n->has_prefix && n->prefix == (n->family == AF_INET ? 32 : 128))
         snprintf(why, whylen, "%s", text);
     else
         snprintf(why, whylen, "%s/%d", text, n->prefix);

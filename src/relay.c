@@ -220,9 +220,9 @@ static void relay_send_mail_rcpt(struct relay *r)
 {
     char line[SMTP_PATH_MAX + 600];
     int n = snprintf(line, sizeof(line), "MAIL FROM:<%s>", r->from.addr);
-    if (r->from.size >= 0)
+    if (r->from.size >= 0 && smtp_out_has(r->out, "SIZE"))
         n += snprintf(line + n, sizeof(line) - (size_t)n, " SIZE=%lld", r->from.size);
-    if (r->from.body == 8)
+    if (r->from.body == 8 && smtp_out_has(r->out, "8BITMIME"))
         snprintf(line + n, sizeof(line) - (size_t)n, " BODY=8BITMIME");
     r->step = RELAY_MAIL;
     r->busy++;

@@ -907,6 +907,7 @@ static void smtp_in_on_rdns(void *arg, const char *name, bool verified)
     struct smtp_in *s = arg;
     if (s->state == SMTP_IN_RDNS && !s->rdns_done) {
         s->rdns_done = true;
+        s->conn.ops = &smtp_in_conn_ops;
         if (name != NULL)
             maillog_clean(s->rdns, sizeof(s->rdns), name);
         s->rdns_verified = verified;

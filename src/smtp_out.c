@@ -53,6 +53,8 @@ enum smtp_out_failure {
 struct smtp_out_pending {
     smtp_out_cb cb;
     void *arg;
+    bool sent;
+    char line[1024]; /* until sent */
 };
 
 struct smtp_out {
@@ -95,6 +97,7 @@ struct smtp_out {
 
 static void smtp_out_next_attempt(struct smtp_out *o);
 static void smtp_out_after_tls(struct smtp_out *o);
+static void smtp_out_pump(struct smtp_out *o);
 
 static void smtp_out_enter_state(struct smtp_out *o, enum smtp_out_state st)
 {
@@ -563,6 +566,7 @@ static void smtp_out_command_reply(struct smtp_out *o)
         smtp_out_drop_conn(o);
         return;
     }
+    smtp_out_pump(o);
     if (p.cb != NULL)
         p.cb(p.arg, o->reply);
 }
@@ -793,11 +797,30 @@ struct smtp_out *smtp_out_open(const struct smtp_out_opts *opts, const struct sm
     return o;
 }
 
-static void smtp_out_push(struct smtp_out *o, smtp_out_cb cb, void *arg)
+/* Writes the queued commands that may go now: all of them when the next
+ * hop advertised PIPELINING (RFC 2920), else only the oldest. */
+static void smtp_out_pump(struct smtp_out *o)
+{
+    for (size_t i = 0; i < o->qlen && o->conn != NULL; i++) {
+        struct smtp_out_pending *p = &o->queue[(o->qhead + i) % SMTP_OUT_QUEUE];
+        if (p->sent)
+            continue;
+        if (i > 0 && !o->ext_pipelining)
+            return;
+        p->sent = true;
+        smtp_out_send(o, "%s", p->line);
+        explicit_bzero(p->line, sizeof(p->line));
+    }
+}
+
+static void smtp_out_push(struct smtp_out *o, const char *line, smtp_out_cb cb, void *arg)
 {
     size_t tail = (o->qhead + o->qlen) % SMTP_OUT_QUEUE;
-    o->queue[tail].cb = cb;
-    o->queue[tail].arg = arg;
+    struct smtp_out_pending *p = &o->queue[tail];
+    p->cb = cb;
+    p->arg = arg;
+    p->sent = line == NULL;
+    snprintf(p->line, sizeof(p->line), "%s", line ? line : "");
     o->qlen++;
     smtp_out_arm(o, o->opts.command_timeout);
 }
@@ -809,8 +832,8 @@ void smtp_out_command(struct smtp_out *o, const char *line, smtp_out_cb cb, void
             cb(arg, "451 4.4.2 Connection to the next hop lost");
         return;
     }
-    smtp_out_push(o, cb, arg);
-    smtp_out_send(o, "%s", line);
+    smtp_out_push(o, line, cb, arg);
+    smtp_out_pump(o);
     o->at_line_start = true;
 }
 
@@ -845,9 +868,20 @@ void smtp_out_end(struct smtp_out *o, smtp_out_cb cb, void *arg)
         cb(arg, "451 4.4.2 Connection to the next hop lost");
         return;
     }
-    smtp_out_push(o, cb, arg);
+    smtp_out_push(o, NULL, cb, arg);
     conn_write(o->conn, o->at_line_start ? ".\r\n" : "\r\n.\r\n", o->at_line_start ? 3 : 5);
     smtp_out_arm(o, o->opts.data_timeout);
+}
+
+bool smtp_out_has(const struct smtp_out *o, const char *ext)
+{
+    if (strcmp(ext, "SIZE") == 0)
+        return o->ext_size;
+    if (strcmp(ext, "8BITMIME") == 0)
+        return o->ext_8bitmime;
+    if (strcmp(ext, "PIPELINING") == 0)
+        return o->ext_pipelining;
+    return false;
 }
 
 bool smtp_out_usable(const struct smtp_out *o)
@@ -883,7 +917,7 @@ void smtp_out_close(struct smtp_out *o)
     o->ready = NULL;
     o->drain = NULL;
     if (o->state == SMTP_OUT_READY && o->qlen == 0 && o->conn != NULL) {
-        smtp_out_push(o, smtp_out_quit_cb, NULL);
+        smtp_out_push(o, NULL, smtp_out_quit_cb, NULL);
         smtp_out_enter_state(o, SMTP_OUT_QUIT);
         smtp_out_send(o, "QUIT");
         smtp_out_arm(o, 5);

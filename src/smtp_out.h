@@ -71,6 +71,9 @@ void smtp_out_on_drain(struct smtp_out *o, void (*drain)(void *arg), void *arg);
 /* Ends the message with CRLF "." CRLF; CB gets the final reply. */
 void smtp_out_end(struct smtp_out *o, smtp_out_cb cb, void *arg);
 
+/* What the next hop's EHLO advertised: "SIZE", "8BITMIME", "PIPELINING". */
+bool smtp_out_has(const struct smtp_out *o, const char *extension);
+
 /* True while the session can take a new transaction. */
 bool smtp_out_usable(const struct smtp_out *o);
 

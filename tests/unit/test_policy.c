@@ -26,6 +26,7 @@ static struct cidr t_cidr(const char *text)
     memset(&c, 0, sizeof(c));
     c.family = strchr(addr, ':') ? AF_INET6 : AF_INET;
     c.prefix = slash ? atoi(slash + 1) : (c.family == AF_INET ? 32 : 128);
+    c.has_prefix = slash != NULL;
     ck_assert_int_eq(inet_pton(c.family, addr, c.addr), 1);
     return c;
 }
