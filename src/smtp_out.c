@@ -40,16 +40,6 @@ enum smtp_out_state {
     SMTP_OUT_DEAD
 };
 
-/* How an attempt failed, for the reply and for whether to retry. */
-enum smtp_out_failure {
-    SMTP_OUT_F_CONNECT,   /* no connection, or it dropped */
-    SMTP_OUT_F_NO_TLS,    /* required, STARTTLS not offered or refused */
-    SMTP_OUT_F_HANDSHAKE, /* TLS handshake failed */
-    SMTP_OUT_F_VERIFY,    /* required-verify, certificate check failed */
-    SMTP_OUT_F_AUTH,      /* AUTH refused or impossible */
-    SMTP_OUT_F_PROTOCOL   /* greeting or EHLO refused, bad reply */
-};
-
 struct smtp_out_pending {
     smtp_out_cb cb;
     void *arg;
@@ -173,22 +163,25 @@ static const char *smtp_out_reason_text(enum smtp_out_failure f)
     }
 }
 
+const char *smtp_out_failure_text(enum smtp_out_failure f, const char *domain, const char *detail,
+                                  char *buf, size_t len)
+{
+    static const char *const codes[] = {
+        [SMTP_OUT_F_CONNECT] = "451 4.4.1",   [SMTP_OUT_F_NO_TLS] = "451 4.7.4",
+        [SMTP_OUT_F_HANDSHAKE] = "451 4.7.5", [SMTP_OUT_F_VERIFY] = "451 4.7.5",
+        [SMTP_OUT_F_AUTH] = "451 4.7.0",      [SMTP_OUT_F_PROTOCOL] = "451 4.4.0",
+    };
+    char clean[300];
+    maillog_clean(clean, sizeof(clean), detail);
+    snprintf(buf, len, "%s Delivery to %s failed: %s (%s)", codes[f], domain,
+             smtp_out_reason_text(f), clean);
+    return buf;
+}
+
 /* The reply the client gets when this is the last failure. */
 static void smtp_out_failure_reply(struct smtp_out *o, enum smtp_out_failure f, const char *detail)
 {
-    const char *code = "451 4.4.0";
-    if (f == SMTP_OUT_F_CONNECT)
-        code = "451 4.4.1";
-    else if (f == SMTP_OUT_F_NO_TLS)
-        code = "451 4.7.4";
-    else if (f == SMTP_OUT_F_HANDSHAKE || f == SMTP_OUT_F_VERIFY)
-        code = "451 4.7.5";
-    else if (f == SMTP_OUT_F_AUTH)
-        code = "451 4.7.0";
-    char clean[300];
-    maillog_clean(clean, sizeof(clean), detail);
-    snprintf(o->last_reply, sizeof(o->last_reply), "%s Delivery to %s failed: %s (%s)", code,
-             o->domain, smtp_out_reason_text(f), clean);
+    smtp_out_failure_text(f, o->domain, detail, o->last_reply, sizeof(o->last_reply));
 }
 
 static bool smtp_out_level_required(const struct smtp_out *o)

@@ -23,6 +23,23 @@
 struct ssl_ctx_st;
 struct smtp_out;
 
+/* How a delivery attempt failed. */
+enum smtp_out_failure {
+    SMTP_OUT_F_CONNECT,   /* no connection, or it dropped */
+    SMTP_OUT_F_NO_TLS,    /* a required level: STARTTLS not offered or refused */
+    SMTP_OUT_F_HANDSHAKE, /* the TLS handshake failed */
+    SMTP_OUT_F_VERIFY,    /* required-verify: the certificate check failed */
+    SMTP_OUT_F_AUTH,      /* AUTH refused or impossible */
+    SMTP_OUT_F_PROTOCOL   /* greeting or EHLO refused, a bad reply */
+};
+
+/* The reply a client gets for failure F towards DOMAIN: always a 4xx, so
+ * the client keeps the message (451 4.4.1 connection, 4.7.4 TLS not
+ * offered, 4.7.5 handshake or certificate, 4.7.0 AUTH, 4.4.0 protocol).
+ * DETAIL is cleaned of control characters.  Returns BUF. */
+const char *smtp_out_failure_text(enum smtp_out_failure f, const char *domain, const char *detail,
+                                  char *buf, size_t len);
+
 /* One address to try, with the host name it came from (the MX or the
  * route host: the name a certificate is checked against). */
 struct smtp_out_target {

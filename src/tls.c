@@ -242,6 +242,20 @@ static enum tls_verify tls_verify_chain(const struct tls *t, char *reason, size_
     }
 }
 
+int tls_cert_match(X509 *cert, const char *const *names, size_t nnames)
+{
+    /* OpenSSL's default already takes the CN only without DNS SANs; no
+     * partial-label wildcards ("w*.example.com"), no multi-label ones. */
+    const unsigned flags = X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+    for (size_t i = 0; i < nnames; i++) {
+        if (names[i] == NULL || names[i][0] == '\0')
+            continue;
+        if (X509_check_host(cert, names[i], 0, flags, NULL) == 1)
+            return (int)i;
+    }
+    return -1;
+}
+
 enum tls_verify tls_verify_peer(const struct tls *t, const char *const *names, size_t nnames,
                                 char *matched, size_t matchedlen, char *reason, size_t reasonlen)
 {
@@ -252,12 +266,10 @@ enum tls_verify tls_verify_peer(const struct tls *t, const char *const *names, s
         return TLS_VERIFY_NO_CERT;
     }
     enum tls_verify chain = tls_verify_chain(t, reason, reasonlen);
-    for (size_t i = 0; i < nnames; i++) {
-        if (names[i] != NULL && names[i][0] != '\0' &&
-            X509_check_host(cert, names[i], 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1) {
-            snprintf(matched, matchedlen, "%s", names[i]);
-            return chain;
-        }
+    int i = tls_cert_match(cert, names, nnames);
+    if (i >= 0) {
+        snprintf(matched, matchedlen, "%s", names[i]);
+        return chain;
     }
     if (chain != TLS_VERIFY_OK)
         return chain;

@@ -79,6 +79,14 @@ enum tls_verify {
 enum tls_verify tls_verify_peer(const struct tls *t, const char *const *names, size_t nnames,
                                 char *matched, size_t matchedlen, char *reason, size_t reasonlen);
 
+/* The RFC 6125 check alone: the first of NAMES that CERT (an X509) is
+ * valid for — DNS-IDs in subjectAltName, the CN only when there is no DNS
+ * SAN, a wildcard only as the whole left-most label and never over a
+ * public suffix label alone; names compared as A-labels, case-insensitive.
+ * Returns its index, or -1. */
+struct x509_st;
+int tls_cert_match(struct x509_st *cert, const char *const *names, size_t nnames);
+
 /* The peer certificate's issuer (RFC 2253) and notAfter ("Jan  2 00:00:00
  * 2027 GMT") into BUF, "" when there is none. */
 const char *tls_peer_issuer(const struct tls *t, char *buf, size_t len);
