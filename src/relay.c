@@ -508,7 +508,11 @@ static void relay_on_end(void *arg, const char *reply)
         maillog_info("MID %llu RID [%s] Response '%s'", (unsigned long long)r->mid, r->rids,
                      strlen(clean) > 4 ? clean + 4 : clean);
     } else if (reply[0] == '5') {
-        relay_log_bounce(r, r->rids, reply);
+        /* ESA writes one Bounced line per recipient */
+        char rids[sizeof(r->rids)], *save = NULL;
+        snprintf(rids, sizeof(rids), "%s", r->rids);
+        for (char *rid = strtok_r(rids, ", ", &save); rid; rid = strtok_r(NULL, ", ", &save))
+            relay_log_bounce(r, rid, reply);
     } else {
         maillog_info("MID %llu RID [%s] Response '%s'", (unsigned long long)r->mid, r->rids, clean);
     }

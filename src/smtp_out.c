@@ -302,7 +302,7 @@ static void smtp_out_start_tls(struct smtp_out *o)
 /* After EHLO (or HELO) in clear: decide about STARTTLS by the level. */
 static void smtp_out_choose_tls(struct smtp_out *o)
 {
-    if (o->opts.level == TLS_OUT_NONE || o->plaintext_retry) {
+    if (o->tls_up || o->opts.level == TLS_OUT_NONE || o->plaintext_retry) {
         smtp_out_after_tls(o);
         return;
     }
@@ -442,16 +442,22 @@ static bool smtp_out_verify(struct smtp_out *o)
     return false;
 }
 
+/* The handshake failed (an error, or the peer closed in the middle). */
+static void smtp_out_handshake_failed(struct smtp_out *o, const char *why)
+{
+    maillog_tls_failed("DCID", o->dcid, why);
+    if (smtp_out_level_required(o))
+        smtp_out_log_required(o, why);
+    smtp_out_fail(o, SMTP_OUT_F_HANDSHAKE, why);
+}
+
 static void smtp_out_on_tls(struct conn *c, int status)
 {
     struct smtp_out *o = c->data;
     if (status != 0) {
         char why[300];
         snprintf(why, sizeof(why), "%s", conn_tls_error(c));
-        maillog_tls_failed("DCID", o->dcid, why);
-        if (smtp_out_level_required(o))
-            smtp_out_log_required(o, why);
-        smtp_out_fail(o, SMTP_OUT_F_HANDSHAKE, why);
+        smtp_out_handshake_failed(o, why);
         return;
     }
     const struct tls *t = conn_tls(c);
@@ -491,6 +497,11 @@ static void smtp_out_handshake_reply(struct smtp_out *o, int code)
         } else if (o->state == SMTP_OUT_EHLO && !smtp_out_level_required(o)) {
             smtp_out_enter_state(o, SMTP_OUT_HELO); /* RFC 5321 3.2 */
             smtp_out_send(o, "HELO %s", o->helo);
+        } else if (o->state == SMTP_OUT_EHLO && !o->tls_up) {
+            /* HELO cannot offer STARTTLS: the required level cannot be met */
+            maillog_tls_failed("DCID", o->dcid, "EHLO refused, STARTTLS impossible");
+            smtp_out_log_required(o, o->reply);
+            smtp_out_fail(o, SMTP_OUT_F_NO_TLS, o->reply);
         } else {
             smtp_out_fail(o, SMTP_OUT_F_PROTOCOL, o->reply);
         }
@@ -644,6 +655,10 @@ static void smtp_out_on_eof(struct conn *c, int status)
     const char *why = status == 0 ? "connection closed by peer" : uv_strerror(status);
     if (o->state == SMTP_OUT_QUIT) {
         smtp_out_drop_conn(o);
+    } else if (o->state == SMTP_OUT_HANDSHAKE || (o->state == SMTP_OUT_IMPLICIT && !o->tls_up)) {
+        char text[300];
+        snprintf(text, sizeof(text), "%s during the TLS handshake", why);
+        smtp_out_handshake_failed(o, text);
     } else if (o->state < SMTP_OUT_READY) {
         smtp_out_fail(o, SMTP_OUT_F_CONNECT, why);
     } else {

@@ -99,4 +99,45 @@ const char *tls_peer_tmp_key(const struct tls *t, char *buf, size_t len);
  * 'error:0A0000C1:SSL routines::no shared cipher')" in the ESA style. */
 const char *tls_error(const struct tls *t);
 
+/* ---- for the tools (probe): details of a finished client handshake ---- */
+
+/* One certificate of the chain the peer presented. */
+struct tls_cert_info {
+    char subject[512];   /* RFC 2253 */
+    char issuer[512];    /* RFC 2253 */
+    char not_before[32]; /* ISO 8601 UTC: "2027-01-02T00:00:00Z" */
+    char not_after[32];
+    char key[64];  /* "RSA 2048 bits", "EC P-256 256 bits" */
+    char san[768]; /* subjectAltName: "DNS:a.example, IP:192.0.2.1" */
+    long days_left; /* whole days until notAfter; negative once expired */
+    bool expired;   /* notAfter passed, or notBefore not reached */
+    bool self_signed;
+};
+
+/* How many certificates the peer presented (0 when none), and certificate
+ * I of them in the order sent (0 is the leaf): 0, or -1 if I is out of
+ * range. */
+size_t tls_peer_chain_len(const struct tls *t);
+int tls_peer_chain_cert(const struct tls *t, size_t i, struct tls_cert_info *out);
+
+/* The server's ephemeral key: KIND "DH" or "ECDH", GROUP its curve or
+ * group ("X25519", "P-256", "" for an unnamed DH group) and its size in
+ * *BITS.  0, or -1 when the handshake used none. */
+int tls_peer_tmp_key_info(const struct tls *t, char *kind, size_t kindlen, char *group,
+                          size_t grouplen, int *bits);
+
+/* The reason part of tls_error() ("dh key too small" out of "(167772538,
+ * 'error:0A00018A:SSL routines::dh key too small')") into BUF; the whole
+ * text when it has no OpenSSL reason. */
+const char *tls_error_reason(const struct tls *t, char *buf, size_t len);
+
+/* Replaces the trust store of CTX by the certificates of the PEM file
+ * PATH alone.  0, or -1 with ERR set. */
+int tls_ctx_trust_file(struct ssl_ctx_st *ctx, const char *path, char *err, size_t errlen);
+
+/* Lowers CTX to security level 0, a TLS 1.0 floor and every cipher, so
+ * that a probe can see what a server offers that the normal client
+ * context refuses (1024-bit DH, old protocols).  Never for delivery. */
+void tls_ctx_permissive(struct ssl_ctx_st *ctx);
+
 #endif
