@@ -177,6 +177,23 @@ static void conn_handshake_step(struct conn *c)
     }
 }
 
+/* Bytes from the peer, as read or as handed back by conn_inject. */
+static void conn_input(struct conn *c, const char *buf, size_t len)
+{
+    if (c->tls == NULL) {
+        c->ops->on_data(c, buf, len);
+        return;
+    }
+    if (tls_feed(c->tls, buf, len) != 0) {
+        c->ops->on_eof(c, UV_ENOMEM);
+        return;
+    }
+    if (c->handshaking)
+        conn_handshake_step(c);
+    else
+        conn_drain_tls(c);
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = s->data;
@@ -188,18 +205,13 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->ops->on_eof(c, nread == UV_EOF ? 0 : (int)nread);
         return;
     }
-    if (c->tls == NULL) {
-        c->ops->on_data(c, buf->base, (size_t)nread);
-        return;
-    }
-    if (tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
-        c->ops->on_eof(c, UV_ENOMEM);
-        return;
-    }
-    if (c->handshaking)
-        conn_handshake_step(c);
-    else
-        conn_drain_tls(c);
+    conn_input(c, buf->base, (size_t)nread);
+}
+
+void conn_inject(struct conn *c, const char *buf, size_t len)
+{
+    if (!c->closing && len > 0)
+        conn_input(c, buf, len);
 }
 
 static void conn_on_timer(uv_timer_t *t)

@@ -66,6 +66,10 @@ int conn_start(struct conn *c);
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
 
+/* Hands back LEN bytes that were read before a layer was known (e.g. the
+ * start of a TLS handshake behind a PROXY header) as if read again. */
+void conn_inject(struct conn *c, const char *buf, size_t len);
+
 /* Queues LEN plaintext bytes (copied), encrypted when TLS is up. */
 void conn_write(struct conn *c, const char *buf, size_t len);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

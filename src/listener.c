@@ -39,8 +39,6 @@ struct listener_worker {
     struct listener_sock *socks;
     size_t nsocks;
     struct smtp_in_list sessions;
-    struct snapshot *admit_snap; /* the snapshot of the accept in progress */
-    int admit_listener;
     bool stopping;
     bool ended;
 };
@@ -87,17 +85,17 @@ static struct listener_ip **listener_ip_slot(struct listener_pool *p, const uint
     return slot;
 }
 
-static const char *listener_admit(void *owner, const struct sockaddr *peer)
+static const char *listener_admit(struct listener_worker *w, const struct snapshot *snap,
+                                  int listener, const struct sockaddr *peer)
 {
-    struct listener_worker *w = owner;
     struct listener_pool *p = w->pool;
-    const struct conf_limits *lim = &w->admit_snap->cfg->listeners[w->admit_listener].limits;
+    const struct conf_limits *lim = &snap->cfg->listeners[listener].limits;
     uint8_t key[16];
     listener_ip_key(peer, key);
     const char *refusal = NULL;
     pthread_mutex_lock(&p->lock);
     struct listener_ip **slot = listener_ip_slot(p, key);
-    if (p->per_listener[w->admit_listener] >= lim->max_connections)
+    if (p->per_listener[listener] >= lim->max_connections)
         refusal = "421 4.7.0 Too many connections, try again later";
     else if (*slot != NULL && (*slot)->count >= lim->max_connections_per_ip)
         refusal = "421 4.7.0 Too many connections from your address";
@@ -106,7 +104,7 @@ static const char *listener_admit(void *owner, const struct sockaddr *peer)
     if (refusal == NULL) {
         memcpy((*slot)->addr, key, 16);
         (*slot)->count++;
-        p->per_listener[w->admit_listener]++;
+        p->per_listener[listener]++;
     }
     pthread_mutex_unlock(&p->lock);
     return refusal;
@@ -137,10 +135,11 @@ static void listener_on_session_closed(void *owner, const struct sockaddr *peer,
 
 /* ---- accept ---- */
 
-static const char *listener_admit_sock(void *owner, const struct sockaddr *peer)
+static const char *listener_admit_sock(void *owner, const struct snapshot *snap, int listener,
+                                       const struct sockaddr *peer)
 {
     struct listener_sock *ls = owner;
-    return listener_admit(ls->w, peer);
+    return listener_admit(ls->w, snap, listener, peer);
 }
 
 static void listener_on_connection(uv_stream_t *server, int status)
@@ -150,8 +149,6 @@ static void listener_on_connection(uv_stream_t *server, int status)
     if (status != 0 || w->stopping)
         return;
     struct snapshot *snap = snapshot_current();
-    w->admit_snap = snap;
-    w->admit_listener = ls->index;
     struct smtp_in_env env = {
         .loop = &w->loop,
         .snap = snap,
@@ -164,7 +161,6 @@ static void listener_on_connection(uv_stream_t *server, int status)
     int rc = smtp_in_accept(&env, server);
     if (rc != 0)
         maillog_warning("accept failed: %s", uv_strerror(rc));
-    w->admit_snap = NULL;
     snapshot_unref(snap);
 }
 

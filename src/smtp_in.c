@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "maillog.h"
 #include "policy.h"
+#include "proxy.h"
 #include "relay.h"
 #include "route.h"
 #include "smtp_parse.h"
@@ -33,6 +34,7 @@ enum smtp_in_state {
     SMTP_IN_CMD,       /* waiting for a command */
     SMTP_IN_BUSY,      /* waiting for the next hop's reply */
     SMTP_IN_DATA,      /* receiving message text */
+    SMTP_IN_PROXY,     /* reading the PROXY protocol header */
     SMTP_IN_CLOSED
 };
 
@@ -66,6 +68,7 @@ struct smtp_in {
     bool implicit; /* handshake before the greeting */
     bool shutdown; /* stop after the current transaction */
     bool quit;
+    bool proxied;   /* the peer is a trusted proxy; s->peer is its client */
     bool skip_line; /* discarding the rest of an overlong command */
     bool cmd_timer; /* the command deadline is armed */
     bool in_process;
@@ -865,6 +868,15 @@ static void smtp_in_choose_group(struct smtp_in *s)
     maillog_icid_sg(s->icid, word, sg ? sg->name : "ALL", why);
 }
 
+/* Starts (or, after a PROXY header, resumes) reading. */
+static void smtp_in_read(struct smtp_in *s)
+{
+    if (s->proxied)
+        conn_resume(&s->conn);
+    else
+        conn_start(&s->conn);
+}
+
 static void smtp_in_on_flow(void *arg, bool pause)
 {
     struct smtp_in *s = arg;
@@ -890,15 +902,20 @@ static void smtp_in_begin(struct smtp_in *s)
         smtp_in_enter_state(s, SMTP_IN_HANDSHAKE);
         conn_set_timeout(&s->conn, smtp_in_secs_ms(s->lim->tls_handshake_timeout));
         if (conn_start_tls(&s->conn, s->env.snap->server_ctx[s->env.listener], true, NULL,
-                           s->verify_client) != 0)
+                           s->verify_client) != 0) {
             smtp_in_close(s, false);
-        else
-            conn_start(&s->conn);
+            return;
+        }
+        smtp_in_read(s);
+        /* a ClientHello that came behind the PROXY header */
+        size_t early = s->in_len;
+        s->in_len = 0;
+        conn_inject(&s->conn, s->in, early);
         return;
     }
     smtp_in_enter_state(s, SMTP_IN_CMD);
     smtp_in_greet(s);
-    conn_start(&s->conn);
+    smtp_in_read(s);
     smtp_in_process(s);
 }
 
@@ -952,6 +969,89 @@ static void smtp_in_refuse(struct smtp_in *s, const char *reply)
     conn_close(&s->conn);
 }
 
+/* The client's address is known: admission, an ICID, reverse DNS. */
+static void smtp_in_start_session(struct smtp_in *s)
+{
+    s->conn.ops = &smtp_in_rdns_ops;
+    const char *refusal =
+        s->env.admit(s->env.owner, s->env.snap, s->env.listener, (struct sockaddr *)&s->peer);
+    if (refusal != NULL) {
+        smtp_in_refuse(s, refusal);
+        return;
+    }
+    s->admitted = true;
+    s->icid = maillog_next_icid();
+    smtp_in_enter_state(s, SMTP_IN_RDNS);
+    conn_set_timeout(&s->conn, SMTP_IN_RDNS_MS);
+    s->refs++;
+    if (route_rdns(s->env.loop, (struct sockaddr *)&s->peer, smtp_in_on_rdns, s) != 0) {
+        s->refs--;
+        smtp_in_on_rdns_timeout(&s->conn);
+    }
+}
+
+/* ---- the PROXY protocol header (see proxy.h for the contract) ---- */
+
+static void smtp_in_proxy_refuse(struct smtp_in *s, const char *why)
+{
+    maillog_warning("listener %s: invalid PROXY header from %s: %s", s->l->name, s->peer_ip, why);
+    smtp_in_enter_state(s, SMTP_IN_CLOSED);
+    smtp_in_unlink(s);
+    conn_close(&s->conn);
+}
+
+static void smtp_in_proxy_on_data(struct conn *c, const char *buf, size_t len)
+{
+    struct smtp_in *s = c->data;
+    if (s->state != SMTP_IN_PROXY)
+        return;
+    size_t room = sizeof(s->in) - s->in_len;
+    size_t n = len < room ? len : room;
+    memcpy(s->in + s->in_len, buf, n);
+    s->in_len += n;
+    struct proxy_info info;
+    int rc = proxy_parse((const unsigned char *)s->in, s->in_len, s->l->proxy_protocol, &info);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        smtp_in_proxy_refuse(s, info.error);
+        return;
+    }
+    smtp_in_consume(s, (size_t)rc); /* what follows is the client's */
+    if (!info.local) {
+        s->peer = info.src;
+        smtp_in_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+    }
+    conn_pause(c);
+    conn_set_timeout(c, 0);
+    smtp_in_start_session(s);
+}
+
+static void smtp_in_proxy_on_eof(struct conn *c, int status)
+{
+    (void)status;
+    smtp_in_proxy_refuse(c->data, "connection closed");
+}
+
+static void smtp_in_proxy_on_timeout(struct conn *c)
+{
+    smtp_in_proxy_refuse(c->data, "timeout");
+}
+
+static const struct conn_ops smtp_in_proxy_ops = {
+    .on_data = smtp_in_proxy_on_data,
+    .on_tls = smtp_in_on_tls,
+    .on_eof = smtp_in_proxy_on_eof,
+    .on_timeout = smtp_in_proxy_on_timeout,
+    .on_close = smtp_in_on_conn_close,
+};
+
+static bool smtp_in_from_proxy(const struct smtp_in *s)
+{
+    return s->l->proxy_protocol != PROXY_NO &&
+           policy_matchlist(&s->l->proxy_from, (const struct sockaddr *)&s->peer, NULL, NULL, 0);
+}
+
 int smtp_in_accept(const struct smtp_in_env *env, uv_stream_t *server)
 {
     struct smtp_in *s = calloc(1, sizeof(*s));
@@ -981,20 +1081,15 @@ int smtp_in_accept(const struct smtp_in_env *env, uv_stream_t *server)
     }
     smtp_in_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip));
     smtp_in_addr_text(&s->local, s->local_ip, sizeof(s->local_ip));
-    const char *refusal = env->admit(env->owner, (struct sockaddr *)&s->peer);
-    if (refusal != NULL) {
-        smtp_in_refuse(s, refusal);
+    if (smtp_in_from_proxy(s)) {
+        s->proxied = true;
+        s->conn.ops = &smtp_in_proxy_ops;
+        smtp_in_enter_state(s, SMTP_IN_PROXY);
+        conn_set_timeout(&s->conn, smtp_in_secs_ms(s->lim->command_timeout));
+        conn_start(&s->conn);
         return 0;
     }
-    s->admitted = true;
-    s->icid = maillog_next_icid();
-    smtp_in_enter_state(s, SMTP_IN_RDNS);
-    conn_set_timeout(&s->conn, SMTP_IN_RDNS_MS);
-    s->refs++;
-    if (route_rdns(env->loop, (struct sockaddr *)&s->peer, smtp_in_on_rdns, s) != 0) {
-        s->refs--;
-        smtp_in_on_rdns_timeout(&s->conn);
-    }
+    smtp_in_start_session(s);
     return 0;
 }
 
@@ -1010,7 +1105,8 @@ void smtp_in_shutdown_all(struct smtp_in_list *list, bool force)
             if (s->state == SMTP_IN_CMD || s->state == SMTP_IN_DATA)
                 smtp_in_reply(s, "421 4.3.2 Service shutting down");
             smtp_in_close(s, false);
-        } else if (s->state == SMTP_IN_RDNS || s->state == SMTP_IN_HANDSHAKE) {
+        } else if (s->state == SMTP_IN_RDNS || s->state == SMTP_IN_HANDSHAKE ||
+                   s->state == SMTP_IN_PROXY) {
             smtp_in_close(s, false);
         }
         s = next;

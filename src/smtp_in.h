@@ -28,8 +28,11 @@ struct smtp_in_env {
     struct snapshot *snap; /* the session takes its own reference */
     int listener;          /* index in snap->cfg->listeners */
     struct smtp_in_list *list;
-    /* Admission control: NULL to admit PEER, else the 421 reply to send. */
-    const char *(*admit)(void *owner, const struct sockaddr *peer);
+    /* Admission control: NULL to admit PEER on listener LISTENER of SNAP,
+     * else the 421 reply to send.  Called once the client's address is
+     * known (after a PROXY header). */
+    const char *(*admit)(void *owner, const struct snapshot *snap, int listener,
+                         const struct sockaddr *peer);
     /* Called once the session is gone; ADMITTED says whether admit said yes. */
     void (*on_closed)(void *owner, const struct sockaddr *peer, bool admitted);
     void *owner;
