@@ -18,6 +18,7 @@
 #include "config.h"
 #include "listener.h"
 #include "maillog.h"
+#include "probe.h"
 #include "snapshot.h"
 
 #define MAIN_DEFAULT_CONFIG "policy/tlsgate.ini"
@@ -28,6 +29,7 @@ static const char main_usage[] =
     "commands:\n"
     "  run   -c FILE    run the gateway in the foreground on configuration FILE\n"
     "  check -c FILE    validate FILE; every problem is printed as FILE:LINE: message\n"
+    "  probe DOMAIN|HOST[:PORT] [options]   test a destination's TLS (tlsgate probe --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default " MAIN_DEFAULT_CONFIG ")\n"
@@ -284,6 +286,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "probe") == 0) /* tool commands parse their own options */
+        return probe_main(argc - 1, argv + 1);
     const char *path = MAIN_DEFAULT_CONFIG;
     int ch;
     /* "tlsgate COMMAND [options]", or "tlsgate --help" alone */

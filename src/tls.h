@@ -107,8 +107,8 @@ struct tls_cert_info {
     char issuer[512];    /* RFC 2253 */
     char not_before[32]; /* ISO 8601 UTC: "2027-01-02T00:00:00Z" */
     char not_after[32];
-    char key[64];  /* "RSA 2048 bits", "EC P-256 256 bits" */
-    char san[768]; /* subjectAltName: "DNS:a.example, IP:192.0.2.1" */
+    char key[64];   /* "RSA 2048 bits", "EC P-256 256 bits" */
+    char san[768];  /* subjectAltName: "DNS:a.example, IP:192.0.2.1" */
     long days_left; /* whole days until notAfter; negative once expired */
     bool expired;   /* notAfter passed, or notBefore not reached */
     bool self_signed;
