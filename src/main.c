@@ -14,8 +14,6 @@
 
 #include <uv.h>
 
-#include "audit.h"
-#include "cert.h"
 #include "certstore.h"
 #include "config.h"
 #include "listener.h"
@@ -32,7 +30,6 @@ static const char main_usage[] =
     "  run   -c FILE    run the gateway in the foreground on configuration FILE\n"
     "  check -c FILE    validate FILE; every problem is printed as FILE:LINE: message\n"
     "  probe DOMAIN|HOST[:PORT] [options]   test a destination's TLS (tlsgate probe --help)\n"
-    "  audit [options] LOG...               TLS on every hop, from mail logs (audit --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default " MAIN_DEFAULT_CONFIG ")\n"
@@ -289,14 +286,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "audit") == 0)
-        return audit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "probe") == 0) /* tool commands parse their own options */
         return probe_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "cert") == 0)
-        return cert_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "trust") == 0)
-        return trust_main(argc - 1, argv + 1);
     const char *path = MAIN_DEFAULT_CONFIG;
     int ch;
     /* "tlsgate COMMAND [options]", or "tlsgate --help" alone */
