@@ -15,6 +15,19 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
+void route_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *port)
+{
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)ss;
+    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)ss;
+    const void *a = ss->ss_family == AF_INET ? (const void *)&v4->sin_addr : &v6->sin6_addr;
+    if (port != NULL)
+        *port = ntohs(ss->ss_family == AF_INET ? v4->sin_port : v6->sin6_port);
+    if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+        snprintf(buf, len, "unknown");
+}
+
 /* ---- reverse DNS ---- */
 
 struct route_rdns_req {

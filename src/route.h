@@ -14,6 +14,10 @@
 
 #include <uv.h>
 
+/* The address of SS as text ("192.0.2.1", "2001:db8::1"; "unknown" if it
+ * cannot be shown) into BUF, and its port into *PORT when PORT is set. */
+void route_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *port);
+
 /* Reverse DNS of SA, forward-confirmed: CB gets the name (NULL if none) and
  * whether one of the name's addresses is SA.  ARG must stay valid until CB
  * runs (the caller holds a reference).  0 or a UV error. */

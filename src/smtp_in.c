@@ -950,15 +950,6 @@ static const struct conn_ops smtp_in_rdns_ops = {
     .on_close = smtp_in_on_conn_close,
 };
 
-static void smtp_in_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len)
-{
-    const void *a = ss->ss_family == AF_INET
-                        ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                        : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
-    if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
-        snprintf(buf, len, "unknown");
-}
-
 /* Refuses a connection over the caps: the 421 reply, then close. */
 static void smtp_in_refuse(struct smtp_in *s, const char *reply)
 {
@@ -1020,7 +1011,7 @@ static void smtp_in_proxy_on_data(struct conn *c, const char *buf, size_t len)
     smtp_in_consume(s, (size_t)rc); /* what follows is the client's */
     if (!info.local) {
         s->peer = info.src;
-        smtp_in_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+        route_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip), NULL);
     }
     conn_pause(c);
     conn_set_timeout(c, 0);
@@ -1079,8 +1070,8 @@ int smtp_in_accept(const struct smtp_in_env *env, uv_stream_t *server)
         conn_close(&s->conn);
         return 0;
     }
-    smtp_in_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip));
-    smtp_in_addr_text(&s->local, s->local_ip, sizeof(s->local_ip));
+    route_addr_text(&s->peer, s->peer_ip, sizeof(s->peer_ip), NULL);
+    route_addr_text(&s->local, s->local_ip, sizeof(s->local_ip), NULL);
     if (smtp_in_from_proxy(s)) {
         s->proxied = true;
         s->conn.ops = &smtp_in_proxy_ops;

@@ -17,6 +17,7 @@
 
 #include "conn.h"
 #include "maillog.h"
+#include "route.h"
 #include "tls.h"
 
 #define SMTP_OUT_REPLY_MAX 4096
@@ -474,6 +475,13 @@ static void smtp_out_on_tls(struct conn *c, int status)
     smtp_out_send(o, "EHLO %s", o->helo);
 }
 
+static void smtp_out_auth_failed(struct smtp_out *o)
+{
+    maillog_warning("DCID %llu AUTH failed for %s at %s: %s", (unsigned long long)o->dcid,
+                    o->opts.route->auth_username, o->cur->host, o->reply);
+    smtp_out_fail(o, SMTP_OUT_F_AUTH, o->reply);
+}
+
 /* One complete reply during the handshake phase. */
 static void smtp_out_handshake_reply(struct smtp_out *o, int code)
 {
@@ -533,9 +541,7 @@ static void smtp_out_handshake_reply(struct smtp_out *o, int code)
                          o->opts.route->auth_username);
             smtp_out_ready(o);
         } else {
-            maillog_warning("DCID %llu AUTH failed for %s at %s: %s", (unsigned long long)o->dcid,
-                            o->opts.route->auth_username, o->cur->host, o->reply);
-            smtp_out_fail(o, SMTP_OUT_F_AUTH, o->reply);
+            smtp_out_auth_failed(o);
         }
         return;
     case SMTP_OUT_AUTH_USER:
@@ -543,9 +549,7 @@ static void smtp_out_handshake_reply(struct smtp_out *o, int code)
         if (code == 334) {
             smtp_out_auth_login_step(o);
         } else {
-            maillog_warning("DCID %llu AUTH failed for %s at %s: %s", (unsigned long long)o->dcid,
-                            o->opts.route->auth_username, o->cur->host, o->reply);
-            smtp_out_fail(o, SMTP_OUT_F_AUTH, o->reply);
+            smtp_out_auth_failed(o);
         }
         return;
     default:
@@ -684,22 +688,6 @@ static void smtp_out_on_drain_conn(struct conn *c)
         o->drain(o->drain_arg);
 }
 
-static void smtp_out_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *port)
-{
-    const void *a;
-    if (ss->ss_family == AF_INET) {
-        a = &((const struct sockaddr_in *)ss)->sin_addr;
-        if (port)
-            *port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-    } else {
-        a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-        if (port)
-            *port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-    }
-    if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
-        snprintf(buf, len, "unknown");
-}
-
 static void smtp_out_on_connect(struct conn *c, int status)
 {
     struct smtp_out *o = c->data;
@@ -709,7 +697,7 @@ static void smtp_out_on_connect(struct conn *c, int status)
     }
     struct sockaddr_storage local, peer;
     if (conn_addresses(c, &local, &peer) == 0)
-        smtp_out_addr_text(&local, o->local_ip, sizeof(o->local_ip), NULL);
+        route_addr_text(&local, o->local_ip, sizeof(o->local_ip), NULL);
     maillog_info("New SMTP DCID %llu interface %s address %s port %d", (unsigned long long)o->dcid,
                  o->local_ip, o->peer_ip, o->port);
     conn_start(c);
@@ -752,7 +740,7 @@ static void smtp_out_next_attempt(struct smtp_out *o)
     o->local_ip[0] = '\0';
     o->tls_up = false;
     o->in_len = o->reply_len = 0;
-    smtp_out_addr_text(&o->cur->addr, o->peer_ip, sizeof(o->peer_ip), &o->port);
+    route_addr_text(&o->cur->addr, o->peer_ip, sizeof(o->peer_ip), &o->port);
     smtp_out_enter_state(o, SMTP_OUT_CONNECT);
     struct conn *c = malloc(sizeof(*c));
     if (c == NULL || conn_init(c, o->opts.loop, &smtp_out_conn_ops, o) != 0) {
