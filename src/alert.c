@@ -81,7 +81,8 @@ static void alert_finish(struct alert_msg *a, const char *failure)
     free(a);
 }
 
-static void alert_compose(struct alert_msg *a, const char *why)
+/* The message: headers, then BODY (CRLF lines). */
+static void alert_compose(struct alert_msg *a, const char *subject, const char *body)
 {
     const struct config *cfg = a->snap->cfg;
     char date[64], to[1024] = "";
@@ -92,18 +93,14 @@ static void alert_compose(struct alert_msg *a, const char *why)
     for (size_t i = 0, n = 0; i < cfg->alerts.nrecipients && n < sizeof(to); i++)
         n += (size_t)snprintf(to + n, sizeof(to) - n, "%s%s", i ? ", " : "",
                               cfg->alerts.recipients[i]);
-    char clean[1024];
-    maillog_clean(clean, sizeof(clean), why);
     snprintf(a->text, sizeof(a->text),
-             "From: tlsgate <postmaster@%s>\r\nTo: %s\r\nSubject: tlsgate alert: required TLS "
-             "for %s failed\r\nDate: %s\r\nMessage-ID: <alert.%lld.%d@%s>\r\nAuto-Submitted: "
-             "auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n"
-             "\r\ntlsgate on %s could not meet the TLS level required for %s:\r\n\r\n  %s\r\n\r\n"
-             "No message was sent to %s over a weaker connection. The sending clients were\r\n"
-             "answered with a temporary failure and will retry. Further alerts about %s are\r\n"
-             "suppressed for %d seconds; the mail log has every occurrence.\r\n",
-             cfg->hostname, to, a->domain, date, (long long)now, (int)getpid(), cfg->hostname,
-             cfg->hostname, a->domain, clean, a->domain, a->domain, cfg->alerts.interval);
+             "From: tlsgate <postmaster@%s>\r\nTo: %s\r\nSubject: tlsgate alert: %s\r\n"
+             "Date: %s\r\nMessage-ID: <alert.%lld.%d@%s>\r\nAuto-Submitted: auto-generated\r\n"
+             "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n%s"
+             "\r\nFurther alerts about this are suppressed for %d seconds; the mail log has "
+             "every\r\noccurrence.\r\n",
+             cfg->hostname, to, subject, date, (long long)now, (int)getpid(), cfg->hostname, body,
+             cfg->alerts.interval);
 }
 
 static void alert_on_commit(void *arg, int status, const char *err)
@@ -208,10 +205,13 @@ static void alert_on_host(void *arg, const struct sockaddr_storage *addrs, size_
         alert_finish(a, "cannot start a delivery session");
 }
 
-void alert_raise(uv_loop_t *loop, struct snapshot *snap, const char *domain, const char *why)
+/* Sends SUBJECT/BODY about KEY unless KEY had an alert within the
+ * interval. */
+static void alert_send(uv_loop_t *loop, struct snapshot *snap, const char *key, const char *subject,
+                       const char *body)
 {
     const struct conf_alerts *al = &snap->cfg->alerts;
-    if (!al->enabled || al->nrecipients == 0 || !alert_due(domain, time(NULL), al->interval))
+    if (!al->enabled || al->nrecipients == 0 || !alert_due(key, time(NULL), al->interval))
         return;
     const struct conf_route *route = config_route(snap->cfg, al->route);
     struct alert_msg *a = route ? calloc(1, sizeof(*a)) : NULL;
@@ -220,10 +220,37 @@ void alert_raise(uv_loop_t *loop, struct snapshot *snap, const char *domain, con
     a->loop = loop;
     a->snap = snapshot_ref(snap);
     a->route = route;
-    snprintf(a->domain, sizeof(a->domain), "%s", domain);
-    alert_compose(a, why);
+    snprintf(a->domain, sizeof(a->domain), "%s", key);
+    alert_compose(a, subject, body);
     if (route->maildir != NULL)
         alert_to_maildir(a);
     else if (route_resolve_host(loop, route->host, route->port, alert_on_host, a) != 0)
         alert_finish(a, "cannot start a lookup");
+}
+
+void alert_raise(uv_loop_t *loop, struct snapshot *snap, const char *domain, const char *why)
+{
+    char subject[400], body[2048], clean[1024];
+    maillog_clean(clean, sizeof(clean), why);
+    snprintf(subject, sizeof(subject), "required TLS for %s failed", domain);
+    snprintf(body, sizeof(body),
+             "tlsgate on %s could not meet the TLS level required for %s:\r\n\r\n  %s\r\n"
+             "\r\nNo message was sent to %s over a weaker connection. The sending clients were"
+             "\r\nanswered with a temporary failure and will retry.\r\n",
+             snap->cfg->hostname, domain, clean, domain);
+    alert_send(loop, snap, domain, subject, body);
+}
+
+void alert_certificate(uv_loop_t *loop, struct snapshot *snap, const char *name, const char *text)
+{
+    char key[300], subject[400], body[2048], clean[1024];
+    maillog_clean(clean, sizeof(clean), text);
+    snprintf(key, sizeof(key), "certificate:%s", name);
+    snprintf(subject, sizeof(subject), "certificate %s expires soon", name);
+    snprintf(body, sizeof(body),
+             "tlsgate on %s uses the certificate %s, which needs renewing:\r\n\r\n  %s\r\n"
+             "\r\nRenew it with: tlsgate cert renew %s (then install the signed certificate"
+             "\r\nand reload with SIGHUP).\r\n",
+             snap->cfg->hostname, name, clean, name);
+    alert_send(loop, snap, key, subject, body);
 }

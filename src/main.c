@@ -14,6 +14,8 @@
 
 #include <uv.h>
 
+#include "alert.h"
+#include "cert.h"
 #include "certstore.h"
 #include "config.h"
 #include "listener.h"
@@ -30,6 +32,8 @@ static const char main_usage[] =
     "  run   -c FILE    run the gateway in the foreground on configuration FILE\n"
     "  check -c FILE    validate FILE; every problem is printed as FILE:LINE: message\n"
     "  probe DOMAIN|HOST[:PORT] [options]   test a destination's TLS (tlsgate probe --help)\n"
+    "  cert  create|csr|install|import|export|list|check|renew ...   (tlsgate cert --help)\n"
+    "  trust add|list|remove|fetch ...      the trust store (tlsgate trust --help)\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default " MAIN_DEFAULT_CONFIG ")\n"
@@ -48,6 +52,7 @@ struct main_state {
     uv_loop_t *loop;
     uv_signal_t sighup, sigusr1, sigterm, sigint;
     uv_timer_t force;
+    uv_timer_t expiry; /* daily certificate expiry check */
     uv_async_t worker_ended;
     struct listener_pool *pool;
     bool stopping;
@@ -143,6 +148,7 @@ static void main_close_all(struct main_state *m)
     uv_unref((uv_handle_t *)&m->sigterm);
     uv_unref((uv_handle_t *)&m->sigint);
     uv_close((uv_handle_t *)&m->force, NULL);
+    uv_close((uv_handle_t *)&m->expiry, NULL);
     uv_close((uv_handle_t *)&m->worker_ended, NULL);
 }
 
@@ -217,6 +223,36 @@ static void main_signal(struct main_state *m, uv_signal_t *h, int signum)
     uv_signal_start(h, main_on_signal, signum);
 }
 
+struct main_expiry {
+    uv_loop_t *loop;
+    struct snapshot *snap;
+};
+
+static void main_expiry_warn(void *arg, const char *name, const char *subject, long days_left,
+                             const char *not_after)
+{
+    struct main_expiry *e = arg;
+    char text[700];
+    if (days_left < 0)
+        snprintf(text, sizeof(text), "certificate %s (%s) has expired (%s)", name, subject,
+                 not_after);
+    else
+        snprintf(text, sizeof(text), "certificate %s (%s) expires in %ld days (%s)", name, subject,
+                 days_left, not_after);
+    maillog_warning("%s", text);
+    alert_certificate(e->loop, e->snap, name, text);
+}
+
+/* At start and then daily: a Warning line for every configured certificate
+ * that expires within 30 days. */
+static void main_on_expiry(uv_timer_t *t)
+{
+    struct main_expiry e = {.loop = t->loop, .snap = snapshot_current()};
+    if (e.snap != NULL)
+        cert_expiry_scan(e.snap->cfg, main_expiry_warn, &e);
+    snapshot_unref(e.snap);
+}
+
 static int main_run(const char *path)
 {
     struct config *probe = config_load(path, stderr);
@@ -246,6 +282,8 @@ static int main_run(const char *path)
     main_signal(&m, &m.sigint, SIGINT);
     uv_timer_init(m.loop, &m.force);
     m.force.data = &m;
+    uv_timer_init(m.loop, &m.expiry);
+    uv_timer_start(&m.expiry, main_on_expiry, 0, 24ULL * 3600 * 1000);
     uv_async_init(m.loop, &m.worker_ended, main_on_worker_ended);
     m.worker_ended.data = &m;
     listener_notify(m.pool, &m.worker_ended);
@@ -288,6 +326,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "probe") == 0) /* tool commands parse their own options */
         return probe_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cert") == 0)
+        return cert_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "trust") == 0)
+        return trust_main(argc - 1, argv + 1);
     const char *path = MAIN_DEFAULT_CONFIG;
     int ch;
     /* "tlsgate COMMAND [options]", or "tlsgate --help" alone */
