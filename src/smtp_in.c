@@ -88,7 +88,7 @@ struct smtp_in {
     unsigned long long data_bytes;
     uint64_t data_start;
     /* buffers */
-    size_t in_len, out_len;
+    size_t in_pos, in_len, out_len; /* input pending: in[in_pos..in_len) */
     char in[SMTP_IN_BUF_MAX];
     char out[8192];
 };
@@ -129,6 +129,11 @@ static void smtp_in_reply(struct smtp_in *s, const char *fmt, ...)
 
 /* ---- state and timers ---- */
 
+static size_t smtp_in_pending(const struct smtp_in *s)
+{
+    return s->in_len - s->in_pos;
+}
+
 static void smtp_in_enter_state(struct smtp_in *s, enum smtp_in_state st)
 {
     s->state = st;
@@ -147,7 +152,7 @@ static uint64_t smtp_in_secs_ms(int secs)
 static void smtp_in_arm_timer(struct smtp_in *s)
 {
     if (s->state == SMTP_IN_CMD) {
-        if (s->in_len == 0) {
+        if (smtp_in_pending(s) == 0) {
             s->cmd_timer = false;
             conn_set_timeout(&s->conn, smtp_in_secs_ms(s->lim->idle_timeout));
         } else if (!s->cmd_timer) {
@@ -311,7 +316,7 @@ static void smtp_in_cmd_starttls(struct smtp_in *s, const char *arg)
     smtp_in_flush(s);
     /* RFC 3207 and CVE-2011-0411: nothing pipelined behind STARTTLS is
      * ever executed, and the session starts over inside TLS. */
-    s->in_len = 0;
+    s->in_len = s->in_pos = 0;
     smtp_in_end_transaction(s, "STARTTLS");
     s->helo_kind = 0;
     smtp_in_enter_state(s, SMTP_IN_HANDSHAKE);
@@ -568,41 +573,53 @@ static void smtp_in_dispatch(struct smtp_in *s, const struct smtp_cmd *cmd)
     smtp_in_reply(s, "500 5.5.2 Error: command not recognized");
 }
 
+/* Input is consumed by moving a cursor; the buffer is compacted only
+ * before more is appended (no memmove per line). */
 static void smtp_in_consume(struct smtp_in *s, size_t n)
 {
-    memmove(s->in, s->in + n, s->in_len - n);
-    s->in_len -= n;
+    s->in_pos += n;
+    if (s->in_pos == s->in_len)
+        s->in_pos = s->in_len = 0;
+}
+
+static void smtp_in_compact(struct smtp_in *s)
+{
+    memmove(s->in, s->in + s->in_pos, s->in_len - s->in_pos);
+    s->in_len -= s->in_pos;
+    s->in_pos = 0;
 }
 
 /* Takes one command line from the input; false when more input is needed. */
 static bool smtp_in_take_command(struct smtp_in *s)
 {
-    char *lf = memchr(s->in, '\n', s->in_len);
+    char *in = s->in + s->in_pos;
+    size_t in_len = smtp_in_pending(s);
+    char *lf = memchr(in, '\n', in_len);
     if (s->skip_line) {
         if (lf == NULL) {
-            s->in_len = 0;
+            s->in_len = s->in_pos = 0;
             return false;
         }
         s->skip_line = false;
-        smtp_in_consume(s, (size_t)(lf - s->in) + 1);
+        smtp_in_consume(s, (size_t)(lf - in) + 1);
         return true;
     }
     if (lf == NULL) {
-        if (s->in_len <= SMTP_IN_CMD_MAX)
+        if (in_len <= SMTP_IN_CMD_MAX)
             return false;
         smtp_in_reply(s, "500 5.5.2 Error: line too long");
         s->skip_line = true;
-        s->in_len = 0;
+        s->in_len = s->in_pos = 0;
         return true;
     }
-    size_t n = (size_t)(lf - s->in) + 1;
+    size_t n = (size_t)(lf - in) + 1;
     if (n > SMTP_IN_CMD_MAX) {
         smtp_in_reply(s, "500 5.5.2 Error: line too long");
         smtp_in_consume(s, n);
         return true;
     }
     size_t len = n - 1;
-    if (len == 0 || s->in[len - 1] != '\r') {
+    if (len == 0 || in[len - 1] != '\r') {
         /* A command line ends only in CRLF; a bare LF is how SMTP
          * smuggling starts, so the session ends here (as Postfix does). */
         smtp_in_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->l->hostname);
@@ -611,7 +628,7 @@ static bool smtp_in_take_command(struct smtp_in *s)
     }
     len--;
     char line[SMTP_IN_CMD_MAX + 1];
-    memcpy(line, s->in, len);
+    memcpy(line, in, len);
     line[len] = '\0';
     smtp_in_consume(s, n);
     s->cmd_timer = false;
@@ -687,10 +704,12 @@ static void smtp_in_data_text(struct smtp_in *s, const char *text, size_t n)
  * (keeping a final CR, which may be the start of CRLF). */
 static void smtp_in_data_partial(struct smtp_in *s)
 {
-    size_t n = s->in_len - (s->in[s->in_len - 1] == '\r' ? 1 : 0);
+    char *in = s->in + s->in_pos;
+    size_t in_len = smtp_in_pending(s);
+    size_t n = in_len - (in[in_len - 1] == '\r' ? 1 : 0);
     s->data_flags |= SMTP_IN_LONG;
-    smtp_in_scan(s, s->in, n);
-    smtp_in_data_text(s, s->in, n);
+    smtp_in_scan(s, in, n);
+    smtp_in_data_text(s, in, n);
     smtp_in_consume(s, n);
     s->line_cont = true;
 }
@@ -700,28 +719,30 @@ static void smtp_in_data_partial(struct smtp_in *s)
  * after a line that ended in CRLF. */
 static bool smtp_in_take_data(struct smtp_in *s)
 {
-    char *lf = memchr(s->in, '\n', s->in_len);
+    char *in = s->in + s->in_pos;
+    size_t in_len = smtp_in_pending(s);
+    char *lf = memchr(in, '\n', in_len);
     if (lf == NULL) {
-        if (s->in_len > SMTP_IN_TEXT_MAX)
+        if (in_len > SMTP_IN_TEXT_MAX)
             smtp_in_data_partial(s);
         return false;
     }
-    size_t n = (size_t)(lf - s->in) + 1;
-    bool crlf = n >= 2 && s->in[n - 2] == '\r';
+    size_t n = (size_t)(lf - in) + 1;
+    bool crlf = n >= 2 && in[n - 2] == '\r';
     bool start = !s->line_cont;
     s->line_cont = false;
     if (!crlf)
         s->data_flags |= SMTP_IN_BARE;
-    smtp_in_scan(s, s->in, crlf ? n - 2 : n - 1);
+    smtp_in_scan(s, in, crlf ? n - 2 : n - 1);
     if (start && n > SMTP_IN_TEXT_MAX)
         s->data_flags |= SMTP_IN_LONG;
-    if (start && s->prev_crlf && crlf && n == 3 && s->in[0] == '.') {
+    if (start && s->prev_crlf && crlf && n == 3 && in[0] == '.') {
         smtp_in_consume(s, n);
         smtp_in_data_end(s);
         return true;
     }
-    size_t skip = (start && s->in[0] == '.') ? 1 : 0; /* dot-stuffing */
-    smtp_in_data_text(s, s->in + skip, n - skip);
+    size_t skip = (start && in[0] == '.') ? 1 : 0; /* dot-stuffing */
+    smtp_in_data_text(s, in + skip, n - skip);
     s->prev_crlf = crlf;
     smtp_in_consume(s, n);
     return true;
@@ -742,7 +763,7 @@ static void smtp_in_after_commands(struct smtp_in *s)
     }
     smtp_in_flush(s);
     smtp_in_arm_timer(s);
-    if (s->in_len >= sizeof(s->in) / 2 || s->flow_paused)
+    if (smtp_in_pending(s) >= sizeof(s->in) / 2 || s->flow_paused)
         conn_pause(&s->conn);
     else
         conn_resume(&s->conn);
@@ -773,6 +794,7 @@ static void smtp_in_on_input(struct conn *c, const char *buf, size_t len)
     if (s->state == SMTP_IN_CLOSED || s->state == SMTP_IN_HANDSHAKE)
         return;
     while (len > 0) {
+        smtp_in_compact(s);
         size_t room = sizeof(s->in) - s->in_len;
         if (room == 0) { /* cannot happen while reading pauses at half */
             smtp_in_close(s, true);
@@ -813,7 +835,7 @@ static void smtp_in_on_tls(struct conn *c, int status)
         return;
     }
     smtp_in_log_tls(s);
-    s->in_len = 0;
+    s->in_len = s->in_pos = 0;
     smtp_in_enter_state(s, SMTP_IN_CMD);
     if (s->implicit) {
         s->implicit = false;
@@ -908,8 +930,9 @@ static void smtp_in_begin(struct smtp_in *s)
         }
         smtp_in_read(s);
         /* a ClientHello that came behind the PROXY header */
+        smtp_in_compact(s);
         size_t early = s->in_len;
-        s->in_len = 0;
+        s->in_len = s->in_pos = 0;
         conn_inject(&s->conn, s->in, early);
         return;
     }

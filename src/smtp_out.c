@@ -80,8 +80,10 @@ struct smtp_out {
     /* commands awaiting replies */
     struct smtp_out_pending queue[SMTP_OUT_QUEUE];
     size_t qhead, qlen;
-    /* message text */
+    /* message text, gathered into writes of up to a buffer each */
     bool at_line_start;
+    size_t body_len;
+    char body[16384];
     void (*drain)(void *arg);
     void *drain_arg;
 };
@@ -831,6 +833,25 @@ void smtp_out_command(struct smtp_out *o, const char *line, smtp_out_cb cb, void
     smtp_out_push(o, line, cb, arg);
     smtp_out_pump(o);
     o->at_line_start = true;
+    o->body_len = 0;
+}
+
+static void smtp_out_body_flush(struct smtp_out *o)
+{
+    conn_write(o->conn, o->body, o->body_len);
+    o->body_len = 0;
+}
+
+static void smtp_out_body_put(struct smtp_out *o, const char *buf, size_t len)
+{
+    if (o->body_len + len > sizeof(o->body))
+        smtp_out_body_flush(o);
+    if (len > sizeof(o->body)) {
+        conn_write(o->conn, buf, len);
+        return;
+    }
+    memcpy(o->body + o->body_len, buf, len);
+    o->body_len += len;
 }
 
 bool smtp_out_write(struct smtp_out *o, const char *buf, size_t len)
@@ -842,13 +863,13 @@ bool smtp_out_write(struct smtp_out *o, const char *buf, size_t len)
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         if (o->at_line_start && buf[i] == '.') {
-            conn_write(o->conn, buf + start, i - start);
-            conn_write(o->conn, ".", 1);
+            smtp_out_body_put(o, buf + start, i - start);
+            smtp_out_body_put(o, ".", 1);
             start = i;
         }
         o->at_line_start = buf[i] == '\n';
     }
-    conn_write(o->conn, buf + start, len - start);
+    smtp_out_body_put(o, buf + start, len - start);
     return conn_write_queue(o->conn) > CONN_HIGH_WATER;
 }
 
@@ -865,7 +886,9 @@ void smtp_out_end(struct smtp_out *o, smtp_out_cb cb, void *arg)
         return;
     }
     smtp_out_push(o, NULL, cb, arg);
-    conn_write(o->conn, o->at_line_start ? ".\r\n" : "\r\n.\r\n", o->at_line_start ? 3 : 5);
+    const char *dot = o->at_line_start ? ".\r\n" : "\r\n.\r\n";
+    smtp_out_body_put(o, dot, strlen(dot));
+    smtp_out_body_flush(o);
     smtp_out_arm(o, o->opts.data_timeout);
 }
 
