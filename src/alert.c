@@ -220,7 +220,7 @@ static void alert_send(uv_loop_t *loop, struct snapshot *snap, const char *key, 
     a->loop = loop;
     a->snap = snapshot_ref(snap);
     a->route = route;
-    snprintf(a->domain, sizeof(a->domain), "%s", key);
+    snprintf(a->domain, sizeof(a->domain), "%.255s", key);
     alert_compose(a, subject, body);
     if (route->maildir != NULL)
         alert_to_maildir(a);

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "alert.h"
+#include "audit.h"
 #include "cert.h"
 #include "certstore.h"
 #include "config.h"
@@ -32,6 +33,7 @@ static const char main_usage[] =
     "  run   -c FILE    run the gateway in the foreground on configuration FILE\n"
     "  check -c FILE    validate FILE; every problem is printed as FILE:LINE: message\n"
     "  probe DOMAIN|HOST[:PORT] [options]   test a destination's TLS (tlsgate probe --help)\n"
+    "  audit [options] LOG...               TLS on every hop, from mail logs (audit --help)\n"
     "  cert  create|csr|install|import|export|list|check|renew ...   (tlsgate cert --help)\n"
     "  trust add|list|remove|fetch ...      the trust store (tlsgate trust --help)\n"
     "\n"
@@ -324,6 +326,8 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "audit") == 0)
+        return audit_main(argc - 1, argv + 1);
     if (strcmp(cmd, "probe") == 0) /* tool commands parse their own options */
         return probe_main(argc - 1, argv + 1);
     if (strcmp(cmd, "cert") == 0)

@@ -1,0 +1,659 @@
+/*
+ * audit_join: joins the events of the mail log into connections and
+ * messages: ICID -> MID (Start MID, From:, To:), MID -> DCID (Delivery
+ * start, Message done), DCID -> domain (TLS success ... for D, Connection
+ * Error, our required-TLS Warning, the recipient of its first delivery).
+ * State lives in three pools (inbound connections, outbound connections,
+ * messages): fixed-size entries found by ID through a hash index, kept in
+ * order of age, allocated in growing blocks up to a cap.
+ *
+ * What is kept, and for how long (the bound documented in audit.h): a
+ * connection from its "New SMTP" line to its close (then it is counted and
+ * dropped); a message from "Start MID" to "MID n done", "Message finished",
+ * "MID n aborted".  When a pool is full the oldest entry is finalized early
+ * (counted as if it had closed) and reused.  Entries carry
+ * fixed-size strings: nothing is allocated per line.
+ *
+ * Must not: keep pointers into a pool across an allocation in the same
+ * pool (blocks move when the pool grows), or count anything itself -- that
+ * is audit_stats' job, with the filters.
+ */
+#include "audit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*audit_join_final_fn)(struct audit_join *j, struct audit_node *n);
+
+struct audit_pool {
+    char *items;    /* entry i (1-based) at items + (i - 1) * size */
+    size_t size;    /* bytes per entry */
+    uint32_t n;     /* entries ever handed out (high-water mark) */
+    uint32_t cap;   /* entries allocated */
+    uint32_t max;   /* the bound */
+    uint32_t count; /* entries in use */
+    uint32_t free;  /* free list through node.next */
+    uint32_t head;  /* the newest entry */
+    uint32_t tail;  /* the oldest entry */
+    uint32_t *buckets;
+    uint32_t mask;
+    audit_join_final_fn final;
+};
+
+/* ---- pools --------------------------------------------------------------- */
+
+static struct audit_node *audit_join_at(struct audit_pool *p, uint32_t i)
+{
+    return (struct audit_node *)(p->items + (size_t)(i - 1) * p->size);
+}
+
+static uint32_t audit_join_index(struct audit_pool *p, const struct audit_node *n)
+{
+    return (uint32_t)(((const char *)n - p->items) / p->size) + 1;
+}
+
+/* IDs are handed out in increasing order: their low bits spread them over
+ * the index and neighbours in time stay neighbours in memory. */
+static uint32_t audit_join_slot(const struct audit_pool *p, uint64_t key)
+{
+    return (uint32_t)key & p->mask;
+}
+
+static struct audit_pool *audit_join_pool_new(size_t size, uint32_t max, audit_join_final_fn fn)
+{
+    struct audit_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    uint32_t nb = 1;
+    while (nb < max * 2)
+        nb <<= 1;
+    p->buckets = calloc(nb, sizeof(*p->buckets));
+    if (p->buckets == NULL) {
+        free(p);
+        return NULL;
+    }
+    p->mask = nb - 1;
+    p->size = size;
+    p->max = max;
+    p->final = fn;
+    return p;
+}
+
+static void audit_join_pool_free(struct audit_pool *p)
+{
+    if (p == NULL)
+        return;
+    free(p->items);
+    free(p->buckets);
+    free(p);
+}
+
+static void audit_join_age_unlink(struct audit_pool *p, struct audit_node *n)
+{
+    if (n->prev != 0)
+        audit_join_at(p, n->prev)->next = n->next;
+    else
+        p->head = n->next;
+    if (n->next != 0)
+        audit_join_at(p, n->next)->prev = n->prev;
+    else
+        p->tail = n->prev;
+    n->prev = n->next = 0;
+}
+
+static void audit_join_age_push(struct audit_pool *p, struct audit_node *n)
+{
+    uint32_t i = audit_join_index(p, n);
+    n->prev = 0;
+    n->next = p->head;
+    if (p->head != 0)
+        audit_join_at(p, p->head)->prev = i;
+    p->head = i;
+    if (p->tail == 0)
+        p->tail = i;
+}
+
+static struct audit_node *audit_join_find(struct audit_pool *p, uint64_t key)
+{
+    for (uint32_t i = p->buckets[audit_join_slot(p, key)]; i != 0;) {
+        struct audit_node *n = audit_join_at(p, i);
+        if (n->key == key)
+            return n;
+        i = n->hnext;
+    }
+    return NULL;
+}
+
+static void audit_join_unhash(struct audit_pool *p, struct audit_node *n)
+{
+    uint32_t i = audit_join_index(p, n);
+    uint32_t *link = &p->buckets[audit_join_slot(p, n->key)];
+    while (*link != 0 && *link != i)
+        link = &audit_join_at(p, *link)->hnext;
+    if (*link == i)
+        *link = n->hnext;
+}
+
+static void audit_join_remove(struct audit_pool *p, struct audit_node *n)
+{
+    audit_join_unhash(p, n);
+    audit_join_age_unlink(p, n);
+    n->used = 0;
+    n->next = p->free;
+    p->free = audit_join_index(p, n);
+    p->count--;
+}
+
+/* A free entry: from the free list, a new one, or the oldest one finalized
+ * early.  0 when memory is out. */
+static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
+{
+    if (p->free != 0) {
+        uint32_t i = p->free;
+        p->free = audit_join_at(p, i)->next;
+        return i;
+    }
+    if (p->n < p->max) {
+        if (p->n == p->cap) {
+            uint32_t cap = p->cap ? p->cap * 2 : 256;
+            cap = cap > p->max ? p->max : cap;
+            char *items = realloc(p->items, (size_t)cap * p->size);
+            if (items == NULL)
+                return 0;
+            p->items = items;
+            p->cap = cap;
+        }
+        return ++p->n;
+    }
+    struct audit_node *old = audit_join_at(p, p->tail);
+    p->final(j, old);
+    j->evicted++;
+    audit_join_remove(p, old);
+    return audit_join_take(j, p);
+}
+
+/* A zeroed entry for KEY, the newest in the age list. */
+static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool *p, uint64_t key)
+{
+    uint32_t i = audit_join_take(j, p);
+    if (i == 0)
+        return NULL;
+    struct audit_node *n = audit_join_at(p, i);
+    memset(n, 0, p->size);
+    n->key = key;
+    n->used = 1;
+    uint32_t slot = audit_join_slot(p, key);
+    n->hnext = p->buckets[slot];
+    p->buckets[slot] = i;
+    audit_join_age_push(p, n);
+    p->count++;
+    return n;
+}
+
+/* Finalizes every entry, oldest first. */
+static void audit_join_drain(struct audit_join *j, struct audit_pool *p)
+{
+    while (p->tail != 0) {
+        struct audit_node *n = audit_join_at(p, p->tail);
+        p->final(j, n);
+        audit_join_remove(p, n);
+    }
+}
+
+/* ---- finalizing ---------------------------------------------------------- */
+
+static void audit_join_final_conn(struct audit_join *j, struct audit_node *n)
+{
+    audit_stats_conn(j->st, (struct audit_conn *)n);
+}
+
+static void audit_join_final_msg(struct audit_join *j, struct audit_node *n)
+{
+    audit_stats_msg_in(j->st, (struct audit_msg *)n);
+}
+
+int audit_join_init(struct audit_join *j, struct audit_stats *st)
+{
+    memset(j, 0, sizeof(*j));
+    j->st = st;
+    for (int d = 0; d < 2; d++)
+        j->conns[d] = audit_join_pool_new(sizeof(struct audit_conn), AUDIT_JOIN_MAX_CONNS,
+                                          audit_join_final_conn);
+    j->msgs =
+        audit_join_pool_new(sizeof(struct audit_msg), AUDIT_JOIN_MAX_MSGS, audit_join_final_msg);
+    if (j->conns[0] == NULL || j->conns[1] == NULL || j->msgs == NULL) {
+        audit_join_free(j);
+        return -1;
+    }
+    return 0;
+}
+
+void audit_join_finish(struct audit_join *j)
+{
+    audit_join_drain(j, j->msgs);
+    audit_join_drain(j, j->conns[AUDIT_IN]);
+    audit_join_drain(j, j->conns[AUDIT_OUT]);
+}
+
+void audit_join_free(struct audit_join *j)
+{
+    for (int d = 0; d < 2; d++)
+        audit_join_pool_free(j->conns[d]);
+    audit_join_pool_free(j->msgs);
+    memset(j, 0, sizeof(*j));
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void audit_join_copy(char *dst, size_t cap, struct audit_str s)
+{
+    size_t n = s.n < cap - 1 ? s.n : cap - 1;
+    if (n > 0)
+        memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+static int audit_join_eq(const char *a, struct audit_str s)
+{
+    return strlen(a) == s.n && (s.n == 0 || memcmp(a, s.p, s.n) == 0);
+}
+
+/* Why a connection failed: the most telling reason wins (PRIO: 5 a
+ * verification failure, 4 TLS failed, 3 our Warning, 2 Connection Error,
+ * 1 "TLS was required but ..."). */
+static void audit_join_reason(struct audit_conn *c, struct audit_str s, uint8_t prio)
+{
+    if (s.n == 0 || prio <= c->reason_prio)
+        return;
+    audit_join_copy(c->reason, sizeof(c->reason), s);
+    c->reason_prio = prio;
+}
+
+static struct audit_conn *audit_join_conn(struct audit_join *j, int dir, uint64_t id)
+{
+    return (struct audit_conn *)audit_join_find(j->conns[dir], id);
+}
+
+static struct audit_msg *audit_join_msg(struct audit_join *j, uint64_t mid)
+{
+    return (struct audit_msg *)audit_join_find(j->msgs, mid);
+}
+
+static uint32_t audit_join_domain(struct audit_join *j, struct audit_str d, uint32_t hash)
+{
+    return audit_stats_key_hashed(j->st, &j->st->domains, d.p, d.n, 1, hash);
+}
+
+static void audit_join_set_domain(struct audit_join *j, struct audit_conn *c,
+                                  const struct audit_event *ev)
+{
+    if (c->domain == AUDIT_NONE_KEY && ev->domain.n > 0)
+        c->domain = audit_join_domain(j, ev->domain, ev->h_domain);
+}
+
+/* The recipient domain of RID in M (the first recipient's if RID is not
+ * among those kept). */
+static uint32_t audit_join_rcpt_domain(const struct audit_msg *m, uint32_t rid)
+{
+    if (m == NULL || m->nrcpt == 0)
+        return AUDIT_NONE_KEY;
+    for (uint8_t i = 0; i < m->nrcpt; i++) {
+        if (m->rcpt_rid[i] == rid)
+            return m->rcpt_domain[i];
+    }
+    return m->rcpt_domain[0];
+}
+
+/* ---- connection events --------------------------------------------------- */
+
+static void audit_join_conn_new(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_pool *p = j->conns[ev->dir];
+    struct audit_node *old = audit_join_find(p, ev->id);
+    if (old != NULL) { /* an ID seen twice: the first connection is over */
+        p->final(j, old);
+        audit_join_remove(p, old);
+    }
+    struct audit_conn *c = (struct audit_conn *)audit_join_add(j, p, ev->id);
+    if (c == NULL)
+        return;
+    c->dir = (uint8_t)ev->dir;
+    c->t_open = ev->time;
+    c->t_fail = AUDIT_NO_TIME;
+    c->protocol = c->cipher = c->domain = AUDIT_NONE_KEY;
+    audit_join_copy(c->ip, sizeof(c->ip), ev->ip);
+    c->ip_key = audit_stats_key_hashed(j->st, &j->st->ips, ev->ip.p, ev->ip.n, 1, ev->h_ip);
+    audit_join_copy(c->local_ip, sizeof(c->local_ip), ev->local_ip);
+    if (!(ev->host.n == 7 && memcmp(ev->host.p, "unknown", 7) == 0))
+        audit_join_copy(c->host, sizeof(c->host), ev->host);
+}
+
+static void audit_join_tls_ok(struct audit_join *j, struct audit_conn *c,
+                              const struct audit_event *ev)
+{
+    c->tls = AUDIT_TLS_OK;
+    if (ev->protocol.n > 0)
+        c->protocol = audit_stats_key_hashed(j->st, &j->st->protocols, ev->protocol.p,
+                                             ev->protocol.n, 0, ev->h_protocol);
+    if (ev->cipher.n > 0)
+        c->cipher = audit_stats_key_hashed(j->st, &j->st->ciphers, ev->cipher.p, ev->cipher.n, 0,
+                                           ev->h_cipher);
+    if (c->dir == AUDIT_OUT)
+        audit_join_set_domain(j, c, ev);
+}
+
+static void audit_join_required(struct audit_join *j, struct audit_conn *c,
+                                const struct audit_event *ev)
+{
+    c->req_failed = 1;
+    c->t_fail = ev->time;
+    audit_join_reason(c, ev->reason, 1);
+    if (c->dir == AUDIT_OUT)
+        j->last_req_dcid = c->node.key;
+}
+
+static void audit_join_verify(struct audit_conn *c, const struct audit_event *ev)
+{
+    c->verify = ev->verify_ok ? AUDIT_VERIFY_OK : AUDIT_VERIFY_FAILED;
+    if (ev->host.n > 0)
+        audit_join_copy(c->host, sizeof(c->host), ev->host);
+    audit_join_copy(c->policy, sizeof(c->policy), ev->policy);
+    if (!ev->verify_ok)
+        audit_join_reason(c, ev->reason, 5);
+}
+
+static void audit_join_conn_error(struct audit_join *j, struct audit_conn *c,
+                                  const struct audit_event *ev)
+{
+    audit_join_set_domain(j, c, ev);
+    audit_join_reason(c, ev->details.n > 0 ? ev->details : ev->reason, 2);
+}
+
+/* Our Warning names no DCID: it belongs to the last "TLS was required"
+ * connection when the address matches. */
+static void audit_join_req_warning(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_conn *c = audit_join_conn(j, AUDIT_OUT, j->last_req_dcid);
+    if (c == NULL || !audit_join_eq(c->ip, ev->ip))
+        return;
+    audit_join_copy(c->policy, sizeof(c->policy), ev->policy);
+    if (c->host[0] == '\0')
+        audit_join_copy(c->host, sizeof(c->host), ev->host);
+    audit_join_set_domain(j, c, ev);
+    audit_join_reason(c, ev->reason, 3);
+    c->no_starttls |= (uint8_t)ev->no_starttls;
+}
+
+static void audit_join_close(struct audit_join *j, int dir, uint64_t id)
+{
+    struct audit_node *n = audit_join_find(j->conns[dir], id);
+    if (n == NULL)
+        return;
+    j->conns[dir]->final(j, n);
+    audit_join_remove(j->conns[dir], n);
+}
+
+/* The events about one ICID or DCID. */
+static void audit_join_conn_event(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_conn *c = audit_join_conn(j, ev->dir, ev->id);
+    if (c == NULL)
+        return; /* its "New SMTP" line is not in the logs */
+    switch (ev->kind) {
+    case AUDIT_EV_TLS_OK:
+        audit_join_tls_ok(j, c, ev);
+        break;
+    case AUDIT_EV_TLS_FAILED:
+        if (c->tls != AUDIT_TLS_OK)
+            c->tls = AUDIT_TLS_FAILED;
+        c->no_starttls |= (uint8_t)ev->no_starttls;
+        audit_join_reason(c, ev->reason, 4);
+        break;
+    case AUDIT_EV_TLS_REQUIRED:
+        audit_join_required(j, c, ev);
+        break;
+    case AUDIT_EV_NO_STARTTLS:
+        c->no_starttls = 1;
+        audit_join_reason(c, ev->reason, 4);
+        break;
+    case AUDIT_EV_VERIFY:
+        audit_join_verify(c, ev);
+        break;
+    case AUDIT_EV_CONN_ERROR:
+        audit_join_conn_error(j, c, ev);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- message events ------------------------------------------------------ */
+
+static struct audit_msg *audit_join_msg_new(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_msg *m = audit_join_msg(j, ev->mid);
+    if (m != NULL)
+        return m;
+    m = (struct audit_msg *)audit_join_add(j, j->msgs, ev->mid);
+    if (m == NULL)
+        return NULL;
+    m->icid = ev->icid;
+    m->t_start = ev->time;
+    m->t_ready = AUDIT_NO_TIME;
+    m->from_domain = m->ip = AUDIT_NONE_KEY;
+    struct audit_conn *c = audit_join_conn(j, AUDIT_IN, ev->icid);
+    m->in_tls = c != NULL ? c->tls : AUDIT_TLS_UNKNOWN;
+    if (c != NULL)
+        m->ip = c->ip_key;
+    return m;
+}
+
+static void audit_join_from(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_msg *m = audit_join_msg_new(j, ev);
+    if (m == NULL)
+        return;
+    audit_join_copy(m->from, sizeof(m->from), ev->addr);
+    m->from_domain = audit_join_domain(j, ev->addr_domain, ev->h_addr_domain);
+    struct audit_conn *c = audit_join_conn(j, AUDIT_IN, ev->icid);
+    if (c != NULL && c->domain == AUDIT_NONE_KEY)
+        c->domain = m->from_domain;
+}
+
+static void audit_join_rcpt(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_msg *m = audit_join_msg_new(j, ev);
+    if (m == NULL || m->nrcpt >= AUDIT_MSG_RCPTS)
+        return;
+    m->rcpt_rid[m->nrcpt] = ev->rid;
+    m->rcpt_domain[m->nrcpt] = audit_join_domain(j, ev->addr_domain, ev->h_addr_domain);
+    m->nrcpt++;
+}
+
+static void audit_join_ready(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_msg *m = audit_join_msg(j, ev->mid);
+    if (m == NULL)
+        return;
+    m->ready = 1;
+    m->t_ready = ev->time;
+    if (m->from[0] == '\0' && ev->addr.n > 0) {
+        audit_join_copy(m->from, sizeof(m->from), ev->addr);
+        m->from_domain = audit_join_domain(j, ev->addr_domain, ev->h_addr_domain);
+    }
+}
+
+static void audit_join_msg_end(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_msg *m = audit_join_msg(j, ev->mid);
+    if (m == NULL)
+        return;
+    if (ev->kind == AUDIT_EV_MID_ABORTED)
+        m->aborted = 1;
+    j->msgs->final(j, &m->node);
+    audit_join_remove(j->msgs, &m->node);
+}
+
+/* Delivery start / Message done / Bounced: the DCID learns its domain; a
+ * done delivery is counted. */
+static void audit_join_delivery(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_conn *c = audit_join_conn(j, AUDIT_OUT, ev->id);
+    struct audit_msg *m = audit_join_msg(j, ev->mid);
+    uint32_t domain = audit_join_rcpt_domain(m, ev->rid);
+    if (c != NULL && c->domain == AUDIT_NONE_KEY)
+        c->domain = domain;
+    if (domain == AUDIT_NONE_KEY && c != NULL)
+        domain = c->domain;
+    if (ev->kind != AUDIT_EV_DELIVERED)
+        return;
+    audit_stats_delivery(j->st, c, m, domain, ev->time, ev->id, ev->mid);
+    if (m != NULL)
+        m->delivered = 1;
+}
+
+static void audit_join_msg_event(struct audit_join *j, const struct audit_event *ev)
+{
+    switch (ev->kind) {
+    case AUDIT_EV_MID_START:
+        audit_join_msg_new(j, ev);
+        break;
+    case AUDIT_EV_MID_FROM:
+        audit_join_from(j, ev);
+        break;
+    case AUDIT_EV_MID_RCPT:
+        audit_join_rcpt(j, ev);
+        break;
+    case AUDIT_EV_MID_READY:
+        audit_join_ready(j, ev);
+        break;
+    case AUDIT_EV_MID_DONE:
+    case AUDIT_EV_MID_ABORTED:
+        audit_join_msg_end(j, ev);
+        break;
+    case AUDIT_EV_DELIVERY:
+    case AUDIT_EV_DELIVERED:
+    case AUDIT_EV_BOUNCED:
+        audit_join_delivery(j, ev);
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- entry points -------------------------------------------------------- */
+
+void audit_join_event(struct audit_join *j, const struct audit_event *ev)
+{
+    switch (ev->kind) {
+    case AUDIT_EV_CONN_NEW:
+        audit_join_conn_new(j, ev);
+        break;
+    case AUDIT_EV_CLOSE:
+        audit_join_close(j, ev->dir, ev->id);
+        break;
+    case AUDIT_EV_REQ_WARNING:
+        audit_join_req_warning(j, ev);
+        break;
+    case AUDIT_EV_TLS_OK:
+    case AUDIT_EV_TLS_FAILED:
+    case AUDIT_EV_TLS_REQUIRED:
+    case AUDIT_EV_NO_STARTTLS:
+    case AUDIT_EV_VERIFY:
+    case AUDIT_EV_CONN_ERROR:
+        audit_join_conn_event(j, ev);
+        break;
+    default:
+        audit_join_msg_event(j, ev);
+        break;
+    }
+}
+
+static void audit_join_time(struct audit_stats *st, int64_t t)
+{
+    if (t == AUDIT_NO_TIME)
+        return;
+    if (st->first == AUDIT_NO_TIME || t < st->first)
+        st->first = t;
+    if (st->last == AUDIT_NO_TIME || t > st->last)
+        st->last = t;
+}
+
+/* Brings what event EV will touch into the cache while earlier events are
+ * joined: the index slot of a new address or domain, the counters of the
+ * address of a closing connection or a finished message. */
+static void audit_join_prefetch(struct audit_join *j, const struct audit_event *ev)
+{
+    struct audit_stats *st = j->st;
+    const struct audit_node *n;
+    switch (ev->kind) {
+    case AUDIT_EV_CONN_NEW:
+        audit_stats_prefetch_slot(&st->ips, ev->h_ip);
+        break;
+    case AUDIT_EV_MID_FROM:
+    case AUDIT_EV_MID_RCPT:
+        audit_stats_prefetch_slot(&st->domains, ev->h_addr_domain);
+        break;
+    case AUDIT_EV_CLOSE:
+        if ((n = audit_join_find(j->conns[ev->dir], ev->id)) != NULL)
+            audit_stats_prefetch_key(&st->ips, ((const struct audit_conn *)n)->ip_key);
+        break;
+    case AUDIT_EV_MID_DONE:
+        if ((n = audit_join_find(j->msgs, ev->mid)) != NULL)
+            audit_stats_prefetch_key(&st->ips, ((const struct audit_msg *)n)->ip);
+        break;
+    default:
+        break;
+    }
+}
+
+#define AUDIT_JOIN_AHEAD 8
+
+void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_t n)
+{
+    j->st->events += n;
+    for (size_t i = 0; i < n && i < AUDIT_JOIN_AHEAD; i++)
+        audit_join_prefetch(j, &ev[i]);
+    for (size_t i = 0; i < n; i++) {
+        if (i + AUDIT_JOIN_AHEAD < n)
+            audit_join_prefetch(j, &ev[i + AUDIT_JOIN_AHEAD]);
+        audit_join_time(j->st, ev[i].time);
+        audit_join_event(j, &ev[i]);
+    }
+}
+
+void audit_join_prepare(struct audit_event *ev)
+{
+    switch (ev->kind) {
+    case AUDIT_EV_CONN_NEW:
+        ev->h_ip = audit_stats_hash(ev->ip.p, ev->ip.n, 1);
+        break;
+    case AUDIT_EV_TLS_OK:
+        ev->h_protocol = audit_stats_hash(ev->protocol.p, ev->protocol.n, 0);
+        ev->h_cipher = audit_stats_hash(ev->cipher.p, ev->cipher.n, 0);
+        ev->h_domain = audit_stats_hash(ev->domain.p, ev->domain.n, 1);
+        break;
+    case AUDIT_EV_CONN_ERROR:
+    case AUDIT_EV_REQ_WARNING:
+        ev->h_domain = audit_stats_hash(ev->domain.p, ev->domain.n, 1);
+        break;
+    case AUDIT_EV_MID_FROM:
+    case AUDIT_EV_MID_RCPT:
+    case AUDIT_EV_MID_READY:
+        ev->addr_domain = audit_stats_addr_domain(ev->addr.p, ev->addr.n);
+        ev->h_addr_domain = audit_stats_hash(ev->addr_domain.p, ev->addr_domain.n, 1);
+        break;
+    default:
+        break;
+    }
+}
+
+void audit_join_line(struct audit_join *j, const char *line, size_t len)
+{
+    struct audit_event ev;
+    j->st->lines++;
+    if (audit_parse_line(line, len, &j->ctx, &ev) != AUDIT_EV_NONE) {
+        audit_join_prepare(&ev);
+        audit_join_events(j, &ev, 1);
+    }
+}
