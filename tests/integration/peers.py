@@ -405,48 +405,22 @@ class _Line:
         return bool(data)
 
 
-class RawUpstream(Recorder):
-    """A minimal ESMTP server on a plain socket, one thread per connection.
+class ThreadedServer:
+    """A listening socket on the loopback address with one thread per
+    connection: subclasses implement _serve(sock).  stop() closes every
+    connection (waking threads blocked in recv) and joins the threads."""
 
-    INJECT: bytes sent in the same write as "220 2.0.0 Ready to start TLS"
-    (then the TLS handshake with CERT); TLS: "ok", "tls12" (TLS 1.2 at
-    most), "fail" (a handshake that ends with a protocol_version alert: the
-    server offers TLS 1.0/1.1 only) or "close" (the connection is closed
-    once the ClientHello has arrived, without an alert); EHLO: False answers EHLO with 502 (HELO
-    works); PROBE: seconds to wait, before
-    answering the EHLO inside TLS and before answering MAIL, for bytes the
-    client should not have sent yet (recorded as events "early after EHLO"
-    and "pipelined after MAIL"); DROP_AFTER: close the connection, without a
-    reply, once this many bytes of message text have arrived, for the first
-    DROPS messages; PIPELINING: advertise it; EXTENSIONS: the other EHLO
-    keywords (MAIL parameters of others get 555, as a strict server
-    does)."""
-
-    def __init__(self, cert="good", inject=b"", tls="ok", ehlo=True, probe=0.0, drop_after=None,
-                 drops=1, pipelining=False, extensions=("SIZE 100000000", "8BITMIME"),
-                 name="raw.example.test"):
-        super().__init__()
-        self.cert = cert
-        self.tls_mode = tls
-        self.ehlo = ehlo
-        self.inject = inject
-        self.probe = probe
-        self.drop_after = drop_after
-        self.drops_left = drops if drop_after is not None else 0
-        self.pipelining = pipelining
-        self.extensions = list(extensions)
-        self.name = name
+    def _listen(self, host=LOOPBACK, backlog=16):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
+        self.sock.bind((host, 0))
+        self.sock.listen(backlog)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.host = LOOPBACK
+        self.host = host
         self._stop = threading.Event()
         self._threads = []
         self._conns = []
-        self.ctx = server_context(cert, tls if tls in ("fail", "tls12") else "ok")
 
     def start(self):
         t = threading.Thread(target=self._accept_loop, daemon=True)
@@ -481,6 +455,41 @@ class RawUpstream(Recorder):
             t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
             t.start()
             self._threads.append(t)
+
+
+class RawUpstream(Recorder, ThreadedServer):
+    """A minimal ESMTP server on a plain socket, one thread per connection.
+
+    INJECT: bytes sent in the same write as "220 2.0.0 Ready to start TLS"
+    (then the TLS handshake with CERT); TLS: "ok", "tls12" (TLS 1.2 at
+    most), "fail" (a handshake that ends with a protocol_version alert: the
+    server offers TLS 1.0/1.1 only) or "close" (the connection is closed
+    once the ClientHello has arrived, without an alert); EHLO: False answers EHLO with 502 (HELO
+    works); PROBE: seconds to wait, before
+    answering the EHLO inside TLS and before answering MAIL, for bytes the
+    client should not have sent yet (recorded as events "early after EHLO"
+    and "pipelined after MAIL"); DROP_AFTER: close the connection, without a
+    reply, once this many bytes of message text have arrived, for the first
+    DROPS messages; PIPELINING: advertise it; EXTENSIONS: the other EHLO
+    keywords (MAIL parameters of others get 555, as a strict server
+    does)."""
+
+    def __init__(self, cert="good", inject=b"", tls="ok", ehlo=True, probe=0.0, drop_after=None,
+                 drops=1, pipelining=False, extensions=("SIZE 100000000", "8BITMIME"),
+                 name="raw.example.test"):
+        super().__init__()
+        self.cert = cert
+        self.tls_mode = tls
+        self.ehlo = ehlo
+        self.inject = inject
+        self.probe = probe
+        self.drop_after = drop_after
+        self.drops_left = drops if drop_after is not None else 0
+        self.pipelining = pipelining
+        self.extensions = list(extensions)
+        self.name = name
+        self._listen()
+        self.ctx = server_context(cert, tls if tls in ("fail", "tls12") else "ok")
 
     def _serve(self, sock):
         n = self._new_conn()

@@ -29,6 +29,7 @@ import threading
 import time
 import unittest
 
+import peers
 import tlsgate_test as tt
 
 LEVELS = ("none", "preferred", "required", "preferred-verify", "required-verify")
@@ -95,8 +96,8 @@ def good_context():
     return ctx
 
 
-class MiniSMTP:
-    """A minimal ESMTP server in threads (stdlib only): greeting, EHLO
+class MiniSMTP(peers.ThreadedServer):
+    """A minimal ESMTP server (peers.ThreadedServer): greeting, EHLO
     (STARTTLS advertised when CONTEXT is set), STARTTLS with CONTEXT (INJECT
     is sent in the same write as its 220), QUIT.  GREET False: accepts and
     says nothing.  EVENTS records handshake results."""
@@ -107,45 +108,7 @@ class MiniSMTP:
         self.greet = greet
         self.name = name
         self.events = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._threads = []
-        self._conns = []
-
-    def start(self):
-        t = threading.Thread(target=self._accept_loop, daemon=True)
-        t.start()
-        self._threads.append(t)
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for c in list(self._conns):
-            try:
-                c.close()
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(tt.TIMEOUT)
-        self.sock.close()
-
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._conns.append(conn)
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            t.start()
-            self._threads.append(t)
+        self._listen(backlog=8)
 
     def _serve(self, sock):
         try:
