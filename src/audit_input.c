@@ -309,8 +309,8 @@ static void audit_input_progress_end(struct audit_input_progress *pg)
 struct audit_input_batch {
     char *buf;
     size_t cap;
-    struct audit_event *ev;
-    size_t nev, evcap;
+    char *rec; /* the events, packed for the join (audit_join_pack) */
+    size_t nev, reclen, reccap;
     uint64_t lines, bytes;
     struct audit_parse_ctx ctx;
 };
@@ -358,17 +358,25 @@ static int audit_input_batch_room(struct audit_input_batch *b, size_t bytes)
     return 0;
 }
 
-static struct audit_event *audit_input_next_event(struct audit_input_batch *b)
+/* Packs EV (of a line of LEN bytes) after the events of B; -1 when memory
+ * is out (EV is lost). */
+static int audit_input_add_event(struct audit_input_batch *b, const struct audit_event *ev,
+                                 size_t len)
 {
-    if (b->nev == b->evcap) {
-        size_t cap = b->evcap ? b->evcap * 2 : 4096;
-        struct audit_event *ev = realloc(b->ev, cap * sizeof(*ev));
-        if (ev == NULL)
-            return NULL;
-        b->ev = ev;
-        b->evcap = cap;
+    size_t need = AUDIT_JOIN_PACKED_MAX(len);
+    if (b->reccap - b->reclen < need) {
+        size_t cap = b->reccap ? b->reccap * 2 : (size_t)256 << 10;
+        while (cap - b->reclen < need)
+            cap *= 2;
+        char *rec = realloc(b->rec, cap);
+        if (rec == NULL)
+            return -1;
+        b->rec = rec;
+        b->reccap = cap;
     }
-    return &b->ev[b->nev];
+    b->reclen += audit_join_pack(b->rec + b->reclen, ev);
+    b->nev++;
+    return 0;
 }
 
 /* Newline finder: a bitmask of the newlines of 64 bytes at a time (SSE2,
@@ -431,6 +439,7 @@ static void audit_input_parse(struct audit_input_batch *b, const char *p, const 
                               const char *limit)
 {
     struct audit_input_nl f;
+    struct audit_event ev;
     audit_input_nl_init(&f, p, end);
     while (p < end && p < limit) {
         const char *nl = audit_input_nl_next(&f, p);
@@ -439,11 +448,11 @@ static void audit_input_parse(struct audit_input_batch *b, const char *p, const 
         if (len > 0 && p[len - 1] == '\r')
             len--;
         b->lines++;
-        struct audit_event *ev = audit_input_next_event(b);
-        if (ev != NULL && audit_parse_line(p, len > AUDIT_INPUT_LINE ? AUDIT_INPUT_LINE : len,
-                                           &b->ctx, ev) != AUDIT_EV_NONE) {
-            audit_join_prepare(ev);
-            b->nev++;
+        if (len > AUDIT_INPUT_LINE)
+            len = AUDIT_INPUT_LINE;
+        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
+            audit_join_prepare(&ev);
+            audit_input_add_event(b, &ev, len);
         }
         p = nl != NULL ? nl + 1 : end;
     }
@@ -524,7 +533,7 @@ static struct audit_input_slot *audit_input_slot_with(struct audit_input_run *r,
 static void audit_input_take(struct audit_input_run *r, struct audit_input_slot *s)
 {
     struct audit_input_batch *b = &s->b;
-    b->nev = b->lines = b->bytes = 0;
+    b->nev = b->reclen = b->lines = b->bytes = 0;
     s->state = AUDIT_INPUT_BUSY;
     s->k = r->next_claim++;
     s->len = 0;
@@ -560,7 +569,7 @@ static void audit_input_join(struct audit_input_run *r, struct audit_input_slot 
 {
     struct audit_input_batch *b = &s->b;
     pthread_mutex_unlock(&r->lock);
-    audit_join_events(r->j, b->ev, b->nev);
+    audit_join_packed(r->j, b->rec, b->nev);
     r->j->st->lines += b->lines;
     r->pg->done += b->bytes;
     audit_input_progress(r->pg, r->j->st->lines);
@@ -636,7 +645,7 @@ static void audit_input_run_all(struct audit_input_run *r)
         pthread_join(t[i], NULL);
     for (int i = 0; i < r->nslots; i++) {
         free(r->slots[i].b.buf);
-        free(r->slots[i].b.ev);
+        free(r->slots[i].b.rec);
     }
 }
 

@@ -622,6 +622,125 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
     }
 }
 
+/* ---- packed events ------------------------------------------------------- */
+
+struct audit_join_rec {
+    uint8_t kind, dir, verify_ok, no_starttls;
+    uint16_t strs; /* bit i: string i of AUDIT_JOIN_STRS follows */
+    uint16_t pad;
+    uint32_t rid;
+    uint32_t h_ip, h_domain, h_addr_domain, h_protocol, h_cipher;
+    int64_t time;
+    uint64_t id, mid, icid;
+};
+
+/* The strings of an event the join reads, in their packed order (bit I). */
+/* clang-format off */
+#define AUDIT_JOIN_STRS(X)                                                                         \
+    X(ip, 0) X(local_ip, 1) X(host, 2) X(protocol, 3) X(cipher, 4) X(domain, 5) X(addr, 6)         \
+    X(addr_domain, 7) X(reason, 8) X(policy, 9) X(details, 10)
+/* clang-format on */
+
+static size_t audit_join_round(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+size_t audit_join_pack(char *dst, const struct audit_event *ev)
+{
+    struct audit_join_rec r = {
+        .kind = (uint8_t)ev->kind,
+        .dir = (uint8_t)ev->dir,
+        .verify_ok = (uint8_t)(ev->verify_ok != 0),
+        .no_starttls = (uint8_t)(ev->no_starttls != 0),
+        .rid = ev->rid,
+        .h_ip = ev->h_ip,
+        .h_domain = ev->h_domain,
+        .h_addr_domain = ev->h_addr_domain,
+        .h_protocol = ev->h_protocol,
+        .h_cipher = ev->h_cipher,
+        .time = ev->time,
+        .id = ev->id,
+        .mid = ev->mid,
+        .icid = ev->icid,
+    };
+    char *s = dst + sizeof(r);
+#define AUDIT_JOIN_PACK_STR(f, i)                                                                  \
+    if (ev->f.n > 0) {                                                                             \
+        uint16_t n = (uint16_t)(ev->f.n < 65535u ? ev->f.n : 65535u);                              \
+        r.strs |= (uint16_t)(1u << (i));                                                           \
+        memcpy(s, &n, sizeof(n));                                                                  \
+        memcpy(s + 2, ev->f.p, n);                                                                 \
+        s += 2 + n;                                                                                \
+    }
+    AUDIT_JOIN_STRS(AUDIT_JOIN_PACK_STR)
+#undef AUDIT_JOIN_PACK_STR
+    memcpy(dst, &r, sizeof(r));
+    return audit_join_round((size_t)(s - dst));
+}
+
+/* The event packed at P into *EV (its strings point into the record); the
+ * next record. */
+static const char *audit_join_unpack(const char *p, struct audit_event *ev)
+{
+    const struct audit_join_rec *r = (const struct audit_join_rec *)(const void *)p;
+    ev->kind = (enum audit_ev)r->kind;
+    ev->dir = (enum audit_dir)r->dir;
+    ev->verify_ok = r->verify_ok;
+    ev->no_starttls = r->no_starttls;
+    ev->rid = r->rid;
+    ev->h_ip = r->h_ip;
+    ev->h_domain = r->h_domain;
+    ev->h_addr_domain = r->h_addr_domain;
+    ev->h_protocol = r->h_protocol;
+    ev->h_cipher = r->h_cipher;
+    ev->time = r->time;
+    ev->id = r->id;
+    ev->mid = r->mid;
+    ev->icid = r->icid;
+    const char *s = p + sizeof(*r);
+    uint32_t strs = r->strs;
+#define AUDIT_JOIN_UNPACK_STR(f, i)                                                                \
+    ev->f.n = 0;                                                                                   \
+    if (strs & (1u << (i))) {                                                                      \
+        uint16_t n;                                                                                \
+        memcpy(&n, s, sizeof(n));                                                                  \
+        ev->f.p = s + 2;                                                                           \
+        ev->f.n = n;                                                                               \
+        s += 2 + n;                                                                                \
+    }
+    AUDIT_JOIN_STRS(AUDIT_JOIN_UNPACK_STR)
+#undef AUDIT_JOIN_UNPACK_STR
+    return p + audit_join_round((size_t)(s - p));
+}
+
+#define AUDIT_JOIN_RING     16   /* > AUDIT_JOIN_AHEAD, a power of 2 */
+#define AUDIT_JOIN_PF_BYTES 2048 /* records prefetched ahead (another CPU wrote them) */
+
+void audit_join_packed(struct audit_join *j, const char *recs, size_t n)
+{
+    struct audit_event ring[AUDIT_JOIN_RING];
+    const char *p = recs, *pf = recs; /* pf: the next cache line to prefetch */
+    size_t next = 0;                  /* the next event to unpack */
+    j->st->events += n;
+    for (; next < n && next < AUDIT_JOIN_AHEAD; next++) {
+        p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING]);
+        audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (next < n) {
+            for (; pf < p + AUDIT_JOIN_PF_BYTES; pf += 64)
+                __builtin_prefetch(pf);
+            p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING]);
+            audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
+            next++;
+        }
+        const struct audit_event *ev = &ring[i % AUDIT_JOIN_RING];
+        audit_join_time(j->st, ev->time);
+        audit_join_event(j, ev);
+    }
+}
+
 void audit_join_prepare(struct audit_event *ev)
 {
     switch (ev->kind) {

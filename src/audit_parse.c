@@ -72,13 +72,16 @@ static int audit_parse_digit(char ch)
 /* One to 19 digits. */
 static int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
 {
-    const char *start = c->p;
+    const char *start = c->p, *p = c->p;
+    const char *end = c->e - p > 19 ? p + 19 : c->e;
     uint64_t x = 0;
 
-    while (c->p < c->e && audit_parse_digit(*c->p) && c->p - start < 19)
-        x = x * 10 + (uint64_t)(*c->p++ - '0');
+    /* Locals, not C: the compiler keeps them in registers. */
+    while (p < end && audit_parse_digit(*p))
+        x = x * 10 + (uint64_t)(*p++ - '0');
+    c->p = p;
     *v = x;
-    return c->p > start;
+    return p > start;
 }
 
 static void audit_parse_spaces(struct audit_parse_cur *c)
@@ -480,13 +483,10 @@ int audit_parse_time_arg(const char *s, int end, int64_t *t)
 static enum audit_ev audit_parse_start(struct audit_event *ev, enum audit_ev kind,
                                        enum audit_dir dir)
 {
-    struct audit_str *const strs[] = {
-        &ev->ip,      &ev->local_ip, &ev->iface,     &ev->host,    &ev->protocol,    &ev->cipher,
-        &ev->cn,      &ev->domain,   &ev->addr,      &ev->reason,  &ev->policy,      &ev->rids,
-        &ev->subject, &ev->issuer,   &ev->not_after, &ev->details, &ev->addr_domain,
-    };
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
-        strs[i]->n = 0;
+    /* Stores, not a loop over pointers to the fields: once per event. */
+    ev->ip.n = ev->local_ip.n = ev->iface.n = ev->host.n = ev->protocol.n = ev->cipher.n = 0;
+    ev->cn.n = ev->domain.n = ev->addr.n = ev->reason.n = ev->policy.n = ev->rids.n = 0;
+    ev->subject.n = ev->issuer.n = ev->not_after.n = ev->details.n = ev->addr_domain.n = 0;
     ev->kind = kind;
     ev->dir = dir;
     ev->id = ev->mid = ev->icid = 0;
