@@ -1,4 +1,4 @@
-"""`tlsgate audit` end to end (issue 5, items 1-5): a running gateway relays a
+"""`tlsgate audit` end to end: a running gateway relays a
 workload whose ground truth the test knows -- inbound sessions with and
 without STARTTLS, deliveries over TLS with and without certificate
 verification, over clear text, and to a required-TLS route whose next hop
