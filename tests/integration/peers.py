@@ -779,14 +779,7 @@ class PostfixUpstream:
 
     def maildir_messages(self):
         new = os.path.join(self.mail, "Maildir", "new")
-        if not os.path.isdir(new):
-            return []
-        files = sorted((os.stat(os.path.join(new, n)).st_mtime_ns, n) for n in os.listdir(new))
-        out = []
-        for _, n in files:
-            with open(os.path.join(new, n), "rb") as f:
-                out.append(f.read())
-        return out
+        return tt.read_maildir_new(new)
 
     def wait_messages(self, count, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout

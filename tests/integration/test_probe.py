@@ -60,30 +60,13 @@ def probe_json(*args, **kw):
                              % (r.returncode, r.stdout, r.stderr))
 
 
-_dh1024 = None
-
-
-def dh1024_params():
-    """A 1024-bit DH group made at test time with openssl (once)."""
-    global _dh1024
-    if _dh1024 is None:
-        d = tempfile.mkdtemp(prefix="tlsgate-probe-dh-")
-        import atexit
-        atexit.register(shutil.rmtree, d, True)
-        path = os.path.join(d, "dh1024.pem")
-        subprocess.run(["openssl", "dhparam", "-out", path, "1024"], check=True,
-                       capture_output=True, timeout=120)
-        _dh1024 = path
-    return _dh1024
-
-
 def dhe1024_context():
     """A server context with only DHE-RSA-AES128-GCM-SHA256 over a 1024-bit
     group, TLS 1.2 at most, on the test CA's RSA certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     ctx.set_ciphers("DHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0")
-    ctx.load_dh_params(dh1024_params())
+    ctx.load_dh_params(peers.dh1024_params())
     d = os.path.join(tt.test_certs(), "good-rsa")
     ctx.load_cert_chain(os.path.join(d, "cert.pem"), os.path.join(d, "key.pem"))
     return ctx

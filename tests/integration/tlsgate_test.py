@@ -154,6 +154,19 @@ def expected_rdns(ip):
     return name, ("yes" if ip in addrs else "no")
 
 
+def read_maildir_new(new):
+    """The contents of the files in a Maildir's new/ folder NEW, oldest
+    first ([] if it does not exist)."""
+    if not os.path.isdir(new):
+        return []
+    files = sorted((os.stat(os.path.join(new, n)).st_mtime_ns, n) for n in os.listdir(new))
+    out = []
+    for _, n in files:
+        with open(os.path.join(new, n), "rb") as f:
+            out.append(f.read())
+    return out
+
+
 def crlf_to_lf(data):
     return data.replace(b"\r\n", b"\n")
 
@@ -733,14 +746,7 @@ class Gateway:
             left = os.listdir(tmpd) if os.path.isdir(tmpd) else []
             if left:
                 raise AssertionError("files left in Maildir tmp/: %r" % left)
-        if not os.path.isdir(new):
-            return []
-        files = sorted((os.stat(os.path.join(new, n)).st_mtime_ns, n) for n in os.listdir(new))
-        out = []
-        for _, n in files:
-            with open(os.path.join(new, n), "rb") as f:
-                out.append(f.read())
-        return out
+        return read_maildir_new(new)
 
     def wait_messages(self, count, timeout=LOG_TIMEOUT):
         deadline = time.monotonic() + timeout
