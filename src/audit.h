@@ -340,8 +340,9 @@ int audit_join_init(struct audit_join *j, struct audit_stats *st);
 /* One line of input. */
 void audit_join_line(struct audit_join *j, const char *line, size_t len);
 /* What can be done to an event before its turn, in the parsing threads:
- * hashes and the domain of its address.  Touches no join state. */
-void audit_join_prepare(struct audit_event *ev);
+ * hashes and the domain of its address.  Touches no join state.  0 when the
+ * join has no use for the event (it need not be handed over). */
+int audit_join_prepare(struct audit_event *ev);
 /* One prepared event (used by audit_join_line; exposed for tests). */
 void audit_join_event(struct audit_join *j, const struct audit_event *ev);
 /* N prepared events in order. */

@@ -450,10 +450,8 @@ static void audit_input_parse(struct audit_input_batch *b, const char *p, const 
         b->lines++;
         if (len > AUDIT_INPUT_LINE)
             len = AUDIT_INPUT_LINE;
-        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
-            audit_join_prepare(&ev);
+        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE && audit_join_prepare(&ev))
             audit_input_add_event(b, &ev, len);
-        }
         p = nl != NULL ? nl + 1 : end;
     }
 }

@@ -20,6 +20,7 @@
  */
 #include "audit.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ struct audit_pool {
     uint32_t free;  /* free list through node.next */
     uint32_t head;  /* the newest entry */
     uint32_t tail;  /* the oldest entry */
+    uint32_t last;  /* the entry last found or added: events come in runs */
     uint32_t *buckets;
     uint32_t mask;
     audit_join_final_fn final;
@@ -115,10 +117,14 @@ static void audit_join_age_push(struct audit_pool *p, struct audit_node *n)
 
 static struct audit_node *audit_join_find(struct audit_pool *p, uint64_t key)
 {
+    if (p->last != 0 && audit_join_at(p, p->last)->key == key)
+        return audit_join_at(p, p->last);
     for (uint32_t i = p->buckets[audit_join_slot(p, key)]; i != 0;) {
         struct audit_node *n = audit_join_at(p, i);
-        if (n->key == key)
+        if (n->key == key) {
+            p->last = i;
             return n;
+        }
         i = n->hnext;
     }
     return NULL;
@@ -136,6 +142,8 @@ static void audit_join_unhash(struct audit_pool *p, struct audit_node *n)
 
 static void audit_join_remove(struct audit_pool *p, struct audit_node *n)
 {
+    if (p->last == audit_join_index(p, n))
+        p->last = 0;
     audit_join_unhash(p, n);
     audit_join_age_unlink(p, n);
     n->used = 0;
@@ -185,6 +193,7 @@ static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool
     uint32_t slot = audit_join_slot(p, key);
     n->hnext = p->buckets[slot];
     p->buckets[slot] = i;
+    p->last = i;
     audit_join_age_push(p, n);
     p->count++;
     return n;
@@ -626,7 +635,7 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
 
 struct audit_join_rec {
     uint8_t kind, dir, verify_ok, no_starttls;
-    uint16_t strs; /* bit i: string i of AUDIT_JOIN_STRS follows */
+    uint16_t strs; /* bit i: string i (audit_join_str_at) follows */
     uint16_t pad;
     uint32_t rid;
     uint32_t h_ip, h_domain, h_addr_domain, h_protocol, h_cipher;
@@ -635,11 +644,51 @@ struct audit_join_rec {
 };
 
 /* The strings of an event the join reads, in their packed order (bit I). */
-/* clang-format off */
-#define AUDIT_JOIN_STRS(X)                                                                         \
-    X(ip, 0) X(local_ip, 1) X(host, 2) X(protocol, 3) X(cipher, 4) X(domain, 5) X(addr, 6)         \
-    X(addr_domain, 7) X(reason, 8) X(policy, 9) X(details, 10)
-/* clang-format on */
+enum {
+    AUDIT_JOIN_IP = 1u << 0,
+    AUDIT_JOIN_LOCAL_IP = 1u << 1,
+    AUDIT_JOIN_HOST = 1u << 2,
+    AUDIT_JOIN_PROTOCOL = 1u << 3,
+    AUDIT_JOIN_CIPHER = 1u << 4,
+    AUDIT_JOIN_DOMAIN = 1u << 5,
+    AUDIT_JOIN_ADDR = 1u << 6,
+    AUDIT_JOIN_ADDR_DOMAIN = 1u << 7,
+    AUDIT_JOIN_REASON = 1u << 8,
+    AUDIT_JOIN_POLICY = 1u << 9,
+    AUDIT_JOIN_DETAILS = 1u << 10,
+    AUDIT_JOIN_NSTRS = 11
+};
+
+static const uint16_t audit_join_str_at[AUDIT_JOIN_NSTRS] = {
+    offsetof(struct audit_event, ip),      offsetof(struct audit_event, local_ip),
+    offsetof(struct audit_event, host),    offsetof(struct audit_event, protocol),
+    offsetof(struct audit_event, cipher),  offsetof(struct audit_event, domain),
+    offsetof(struct audit_event, addr),    offsetof(struct audit_event, addr_domain),
+    offsetof(struct audit_event, reason),  offsetof(struct audit_event, policy),
+    offsetof(struct audit_event, details),
+};
+
+/* Which strings the join reads, by kind (the functions above read no
+ * others): only these travel from the parsing threads. */
+static const uint16_t audit_join_strs_of[AUDIT_EV_COUNT] = {
+    [AUDIT_EV_CONN_NEW] = AUDIT_JOIN_IP | AUDIT_JOIN_LOCAL_IP | AUDIT_JOIN_HOST,
+    [AUDIT_EV_TLS_OK] = AUDIT_JOIN_PROTOCOL | AUDIT_JOIN_CIPHER | AUDIT_JOIN_DOMAIN,
+    [AUDIT_EV_TLS_FAILED] = AUDIT_JOIN_REASON,
+    [AUDIT_EV_TLS_REQUIRED] = AUDIT_JOIN_REASON,
+    [AUDIT_EV_NO_STARTTLS] = AUDIT_JOIN_REASON,
+    [AUDIT_EV_VERIFY] = AUDIT_JOIN_HOST | AUDIT_JOIN_POLICY | AUDIT_JOIN_REASON,
+    [AUDIT_EV_MID_FROM] = AUDIT_JOIN_ADDR | AUDIT_JOIN_ADDR_DOMAIN,
+    [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_ADDR_DOMAIN,
+    [AUDIT_EV_MID_READY] = AUDIT_JOIN_ADDR | AUDIT_JOIN_ADDR_DOMAIN,
+    [AUDIT_EV_CONN_ERROR] = AUDIT_JOIN_DOMAIN | AUDIT_JOIN_DETAILS | AUDIT_JOIN_REASON,
+    [AUDIT_EV_REQ_WARNING] =
+        AUDIT_JOIN_IP | AUDIT_JOIN_HOST | AUDIT_JOIN_DOMAIN | AUDIT_JOIN_REASON | AUDIT_JOIN_POLICY,
+};
+
+static struct audit_str *audit_join_str(struct audit_event *ev, unsigned i)
+{
+    return (struct audit_str *)(void *)((char *)ev + audit_join_str_at[i]);
+}
 
 static size_t audit_join_round(size_t n)
 {
@@ -665,22 +714,23 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev)
         .icid = ev->icid,
     };
     char *s = dst + sizeof(r);
-#define AUDIT_JOIN_PACK_STR(f, i)                                                                  \
-    if (ev->f.n > 0) {                                                                             \
-        uint16_t n = (uint16_t)(ev->f.n < 65535u ? ev->f.n : 65535u);                              \
-        r.strs |= (uint16_t)(1u << (i));                                                           \
-        memcpy(s, &n, sizeof(n));                                                                  \
-        memcpy(s + 2, ev->f.p, n);                                                                 \
-        s += 2 + n;                                                                                \
+    for (unsigned want = audit_join_strs_of[ev->kind]; want != 0; want &= want - 1) {
+        unsigned i = (unsigned)__builtin_ctz(want);
+        const struct audit_str *f = audit_join_str((struct audit_event *)ev, i);
+        if (f->n == 0)
+            continue;
+        uint16_t n = (uint16_t)(f->n < 65535u ? f->n : 65535u);
+        r.strs |= (uint16_t)(1u << i);
+        memcpy(s, &n, sizeof(n));
+        memcpy(s + 2, f->p, n);
+        s += 2 + n;
     }
-    AUDIT_JOIN_STRS(AUDIT_JOIN_PACK_STR)
-#undef AUDIT_JOIN_PACK_STR
     memcpy(dst, &r, sizeof(r));
     return audit_join_round((size_t)(s - dst));
 }
 
-/* The event packed at P into *EV (its strings point into the record); the
- * next record. */
+/* The event packed at P into *EV (its strings point into the record; the
+ * strings its kind does not carry are empty); the next record. */
 static const char *audit_join_unpack(const char *p, struct audit_event *ev)
 {
     const struct audit_join_rec *r = (const struct audit_join_rec *)(const void *)p;
@@ -698,19 +748,17 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev)
     ev->id = r->id;
     ev->mid = r->mid;
     ev->icid = r->icid;
+    ev->ip.n = ev->local_ip.n = ev->host.n = ev->protocol.n = ev->cipher.n = ev->domain.n = 0;
+    ev->addr.n = ev->addr_domain.n = ev->reason.n = ev->policy.n = ev->details.n = 0;
     const char *s = p + sizeof(*r);
-    uint32_t strs = r->strs;
-#define AUDIT_JOIN_UNPACK_STR(f, i)                                                                \
-    ev->f.n = 0;                                                                                   \
-    if (strs & (1u << (i))) {                                                                      \
-        uint16_t n;                                                                                \
-        memcpy(&n, s, sizeof(n));                                                                  \
-        ev->f.p = s + 2;                                                                           \
-        ev->f.n = n;                                                                               \
-        s += 2 + n;                                                                                \
+    for (unsigned strs = r->strs; strs != 0; strs &= strs - 1) {
+        struct audit_str *f = audit_join_str(ev, (unsigned)__builtin_ctz(strs));
+        uint16_t n;
+        memcpy(&n, s, sizeof(n));
+        f->p = s + 2;
+        f->n = n;
+        s += 2 + n;
     }
-    AUDIT_JOIN_STRS(AUDIT_JOIN_UNPACK_STR)
-#undef AUDIT_JOIN_UNPACK_STR
     return p + audit_join_round((size_t)(s - p));
 }
 
@@ -741,9 +789,12 @@ void audit_join_packed(struct audit_join *j, const char *recs, size_t n)
     }
 }
 
-void audit_join_prepare(struct audit_event *ev)
+int audit_join_prepare(struct audit_event *ev)
 {
     switch (ev->kind) {
+    case AUDIT_EV_NONE:
+    case AUDIT_EV_PEER_CERT: /* no report reads it */
+        return 0;
     case AUDIT_EV_CONN_NEW:
         ev->h_ip = audit_stats_hash(ev->ip.p, ev->ip.n, 1);
         break;
@@ -765,14 +816,13 @@ void audit_join_prepare(struct audit_event *ev)
     default:
         break;
     }
+    return 1;
 }
 
 void audit_join_line(struct audit_join *j, const char *line, size_t len)
 {
     struct audit_event ev;
     j->st->lines++;
-    if (audit_parse_line(line, len, &j->ctx, &ev) != AUDIT_EV_NONE) {
-        audit_join_prepare(&ev);
+    if (audit_parse_line(line, len, &j->ctx, &ev) != AUDIT_EV_NONE && audit_join_prepare(&ev))
         audit_join_events(j, &ev, 1);
-    }
 }
