@@ -29,6 +29,7 @@ typedef void (*audit_join_final_fn)(struct audit_join *j, struct audit_node *n);
 struct audit_pool {
     char *items;    /* entry i (1-based) at items + (i - 1) * size */
     size_t size;    /* bytes per entry */
+    size_t clear;   /* bytes cleared for a new entry (the strings after them are not) */
     uint32_t n;     /* entries ever handed out (high-water mark) */
     uint32_t cap;   /* entries allocated */
     uint32_t max;   /* the bound */
@@ -61,7 +62,8 @@ static uint32_t audit_join_slot(const struct audit_pool *p, uint64_t key)
     return (uint32_t)key & p->mask;
 }
 
-static struct audit_pool *audit_join_pool_new(size_t size, uint32_t max, audit_join_final_fn fn)
+static struct audit_pool *audit_join_pool_new(size_t size, size_t clear, uint32_t max,
+                                              audit_join_final_fn fn)
 {
     struct audit_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -76,6 +78,7 @@ static struct audit_pool *audit_join_pool_new(size_t size, uint32_t max, audit_j
     }
     p->mask = nb - 1;
     p->size = size;
+    p->clear = clear;
     p->max = max;
     p->final = fn;
     return p;
@@ -115,7 +118,7 @@ static void audit_join_age_push(struct audit_pool *p, struct audit_node *n)
         p->tail = i;
 }
 
-static struct audit_node *audit_join_find(struct audit_pool *p, uint64_t key)
+static inline struct audit_node *audit_join_find(struct audit_pool *p, uint64_t key)
 {
     if (p->last != 0 && audit_join_at(p, p->last)->key == key)
         return audit_join_at(p, p->last);
@@ -180,14 +183,15 @@ static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
     return audit_join_take(j, p);
 }
 
-/* A zeroed entry for KEY, the newest in the age list. */
+/* An entry for KEY, the newest in the age list, cleared up to its
+ * strings (the caller sets those). */
 static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool *p, uint64_t key)
 {
     uint32_t i = audit_join_take(j, p);
     if (i == 0)
         return NULL;
     struct audit_node *n = audit_join_at(p, i);
-    memset(n, 0, p->size);
+    memset(n, 0, p->clear);
     n->key = key;
     n->used = 1;
     uint32_t slot = audit_join_slot(p, key);
@@ -226,10 +230,11 @@ int audit_join_init(struct audit_join *j, struct audit_stats *st)
     memset(j, 0, sizeof(*j));
     j->st = st;
     for (int d = 0; d < 2; d++)
-        j->conns[d] = audit_join_pool_new(sizeof(struct audit_conn), AUDIT_JOIN_MAX_CONNS,
-                                          audit_join_final_conn);
-    j->msgs =
-        audit_join_pool_new(sizeof(struct audit_msg), AUDIT_JOIN_MAX_MSGS, audit_join_final_msg);
+        j->conns[d] =
+            audit_join_pool_new(sizeof(struct audit_conn), offsetof(struct audit_conn, ip),
+                                AUDIT_JOIN_MAX_CONNS, audit_join_final_conn);
+    j->msgs = audit_join_pool_new(sizeof(struct audit_msg), offsetof(struct audit_msg, rcpt_rid),
+                                  AUDIT_JOIN_MAX_MSGS, audit_join_final_msg);
     if (j->conns[0] == NULL || j->conns[1] == NULL || j->msgs == NULL) {
         audit_join_free(j);
         return -1;
@@ -333,6 +338,7 @@ static void audit_join_conn_new(struct audit_join *j, const struct audit_event *
     audit_join_copy(c->ip, sizeof(c->ip), ev->ip);
     c->ip_key = audit_stats_key_hashed(j->st, &j->st->ips, ev->ip.p, ev->ip.n, 1, ev->h_ip);
     audit_join_copy(c->local_ip, sizeof(c->local_ip), ev->local_ip);
+    c->host[0] = c->policy[0] = c->reason[0] = '\0';
     if (!(ev->host.n == 7 && memcmp(ev->host.p, "unknown", 7) == 0))
         audit_join_copy(c->host, sizeof(c->host), ev->host);
 }
@@ -450,6 +456,7 @@ static struct audit_msg *audit_join_msg_new(struct audit_join *j, const struct a
     m->t_start = ev->time;
     m->t_ready = AUDIT_NO_TIME;
     m->from_domain = m->ip = AUDIT_NONE_KEY;
+    m->from[0] = '\0';
     struct audit_conn *c = audit_join_conn(j, AUDIT_IN, ev->icid);
     m->in_tls = c != NULL ? c->tls : AUDIT_TLS_UNKNOWN;
     if (c != NULL)
