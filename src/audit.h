@@ -348,12 +348,13 @@ void audit_join_event(struct audit_join *j, const struct audit_event *ev);
 /* N prepared events in order. */
 void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_t n);
 /* A prepared event packed for the join (the workers of audit_input hand
- * batches of these over): the numbers and hashes the join reads in 64
- * bytes, then the non-empty strings it reads (ip, local_ip, host, protocol,
- * cipher, domain, addr, addr_domain, reason, policy, details; each as a
- * 16-bit length and its bytes; at most 65535 bytes each, longer ones are
- * cut), padded to 8 bytes.  The join then reads one sequential stream,
- * neither the line nor a 350-byte event written by another CPU. */
+ * batches of these over): kind, flags, RID and time in 16 bytes, the IDs
+ * and hashes the join reads for that kind (24 to 60 bytes), then the
+ * non-empty strings it reads for that kind (of ip, local_ip, host,
+ * protocol, cipher, domain, addr, addr_domain, reason, policy, details;
+ * each as a 16-bit length and its bytes; at most 65535 bytes each, longer
+ * ones are cut), padded to 8 bytes.  The join then reads one sequential
+ * stream, neither the line nor a 350-byte event written by another CPU. */
 #define AUDIT_JOIN_PACKED_MAX(len) (64 + 8 + 11 * (2 + (size_t)(len)))
 /* Packs EV into DST (8-byte aligned, room for AUDIT_JOIN_PACKED_MAX(LEN)
  * bytes when no string of EV is longer than LEN, e.g. its line); the bytes

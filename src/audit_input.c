@@ -312,6 +312,7 @@ struct audit_input_batch {
     char *rec; /* the events, packed for the join (audit_join_pack) */
     size_t nev, reclen, reccap;
     uint64_t lines, bytes;
+    uint64_t unused; /* events the join has no use for (not handed over) */
     struct audit_parse_ctx ctx;
 };
 
@@ -450,8 +451,12 @@ static void audit_input_parse(struct audit_input_batch *b, const char *p, const 
         b->lines++;
         if (len > AUDIT_INPUT_LINE)
             len = AUDIT_INPUT_LINE;
-        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE && audit_join_prepare(&ev))
-            audit_input_add_event(b, &ev, len);
+        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
+            if (audit_join_prepare(&ev))
+                audit_input_add_event(b, &ev, len);
+            else
+                b->unused++;
+        }
         p = nl != NULL ? nl + 1 : end;
     }
 }
@@ -531,7 +536,7 @@ static struct audit_input_slot *audit_input_slot_with(struct audit_input_run *r,
 static void audit_input_take(struct audit_input_run *r, struct audit_input_slot *s)
 {
     struct audit_input_batch *b = &s->b;
-    b->nev = b->reclen = b->lines = b->bytes = 0;
+    b->nev = b->reclen = b->lines = b->bytes = b->unused = 0;
     s->state = AUDIT_INPUT_BUSY;
     s->k = r->next_claim++;
     s->len = 0;
@@ -569,6 +574,7 @@ static void audit_input_join(struct audit_input_run *r, struct audit_input_slot 
     pthread_mutex_unlock(&r->lock);
     audit_join_packed(r->j, b->rec, b->nev);
     r->j->st->lines += b->lines;
+    r->j->st->events += b->unused;
     r->pg->done += b->bytes;
     audit_input_progress(r->pg, r->j->st->lines);
     pthread_mutex_lock(&r->lock);

@@ -623,7 +623,7 @@ static void audit_join_prefetch(struct audit_join *j, const struct audit_event *
     }
 }
 
-#define AUDIT_JOIN_AHEAD 8
+#define AUDIT_JOIN_AHEAD 16
 
 void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_t n)
 {
@@ -641,13 +641,48 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
 /* ---- packed events ------------------------------------------------------- */
 
 struct audit_join_rec {
-    uint8_t kind, dir, verify_ok, no_starttls;
-    uint16_t strs; /* bit i: string i (audit_join_str_at) follows */
-    uint16_t pad;
+    uint8_t kind, flags; /* AUDIT_JOIN_F_* */
+    uint16_t strs;       /* bit i: string i (audit_join_str_at) follows */
     uint32_t rid;
-    uint32_t h_ip, h_domain, h_addr_domain, h_protocol, h_cipher;
     int64_t time;
-    uint64_t id, mid, icid;
+    /* then the numbers of the kind (audit_join_nums_of): the IDs, 8 bytes
+     * each, the hashes, 4 bytes each, padded to 8; then the strings */
+};
+
+enum { AUDIT_JOIN_F_OUT = 1, AUDIT_JOIN_F_VERIFY_OK = 2, AUDIT_JOIN_F_NO_STARTTLS = 4 };
+
+enum {
+    AUDIT_JOIN_N_ID = 1u << 0,
+    AUDIT_JOIN_N_MID = 1u << 1,
+    AUDIT_JOIN_N_ICID = 1u << 2,
+    AUDIT_JOIN_N_H_IP = 1u << 3,
+    AUDIT_JOIN_N_H_DOMAIN = 1u << 4,
+    AUDIT_JOIN_N_H_ADDR_DOMAIN = 1u << 5,
+    AUDIT_JOIN_N_H_PROTOCOL = 1u << 6,
+    AUDIT_JOIN_N_H_CIPHER = 1u << 7,
+};
+
+/* Which numbers the join reads, by kind (the others arrive as 0). */
+static const uint8_t audit_join_nums_of[AUDIT_EV_COUNT] = {
+    [AUDIT_EV_CONN_NEW] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_IP,
+    [AUDIT_EV_TLS_OK] =
+        AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_DOMAIN | AUDIT_JOIN_N_H_PROTOCOL | AUDIT_JOIN_N_H_CIPHER,
+    [AUDIT_EV_TLS_FAILED] = AUDIT_JOIN_N_ID,
+    [AUDIT_EV_TLS_REQUIRED] = AUDIT_JOIN_N_ID,
+    [AUDIT_EV_NO_STARTTLS] = AUDIT_JOIN_N_ID,
+    [AUDIT_EV_VERIFY] = AUDIT_JOIN_N_ID,
+    [AUDIT_EV_CLOSE] = AUDIT_JOIN_N_ID,
+    [AUDIT_EV_MID_START] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID,
+    [AUDIT_EV_MID_FROM] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
+    [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
+    [AUDIT_EV_MID_READY] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
+    [AUDIT_EV_MID_DONE] = AUDIT_JOIN_N_MID,
+    [AUDIT_EV_MID_ABORTED] = AUDIT_JOIN_N_MID,
+    [AUDIT_EV_DELIVERY] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
+    [AUDIT_EV_DELIVERED] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
+    [AUDIT_EV_BOUNCED] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
+    [AUDIT_EV_CONN_ERROR] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_DOMAIN,
+    [AUDIT_EV_REQ_WARNING] = AUDIT_JOIN_N_H_DOMAIN,
 };
 
 /* The strings of an event the join reads, in their packed order (bit I). */
@@ -702,25 +737,47 @@ static size_t audit_join_round(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
+/* Appends the N bytes at V to *P. */
+static void audit_join_put(char **p, const void *v, size_t n)
+{
+    memcpy(*p, v, n);
+    *p += n;
+}
+
+static void audit_join_get(const char **p, void *v, size_t n)
+{
+    memcpy(v, *p, n);
+    *p += n;
+}
+
 size_t audit_join_pack(char *dst, const struct audit_event *ev)
 {
     struct audit_join_rec r = {
         .kind = (uint8_t)ev->kind,
-        .dir = (uint8_t)ev->dir,
-        .verify_ok = (uint8_t)(ev->verify_ok != 0),
-        .no_starttls = (uint8_t)(ev->no_starttls != 0),
+        .flags = (uint8_t)((ev->dir == AUDIT_OUT ? AUDIT_JOIN_F_OUT : 0) |
+                           (ev->verify_ok ? AUDIT_JOIN_F_VERIFY_OK : 0) |
+                           (ev->no_starttls ? AUDIT_JOIN_F_NO_STARTTLS : 0)),
         .rid = ev->rid,
-        .h_ip = ev->h_ip,
-        .h_domain = ev->h_domain,
-        .h_addr_domain = ev->h_addr_domain,
-        .h_protocol = ev->h_protocol,
-        .h_cipher = ev->h_cipher,
         .time = ev->time,
-        .id = ev->id,
-        .mid = ev->mid,
-        .icid = ev->icid,
     };
     char *s = dst + sizeof(r);
+    unsigned nums = audit_join_nums_of[ev->kind];
+    if (nums & AUDIT_JOIN_N_ID)
+        audit_join_put(&s, &ev->id, 8);
+    if (nums & AUDIT_JOIN_N_MID)
+        audit_join_put(&s, &ev->mid, 8);
+    if (nums & AUDIT_JOIN_N_ICID)
+        audit_join_put(&s, &ev->icid, 8);
+    if (nums & AUDIT_JOIN_N_H_IP)
+        audit_join_put(&s, &ev->h_ip, 4);
+    if (nums & AUDIT_JOIN_N_H_DOMAIN)
+        audit_join_put(&s, &ev->h_domain, 4);
+    if (nums & AUDIT_JOIN_N_H_ADDR_DOMAIN)
+        audit_join_put(&s, &ev->h_addr_domain, 4);
+    if (nums & AUDIT_JOIN_N_H_PROTOCOL)
+        audit_join_put(&s, &ev->h_protocol, 4);
+    if (nums & AUDIT_JOIN_N_H_CIPHER)
+        audit_join_put(&s, &ev->h_cipher, 4);
     for (unsigned want = audit_join_strs_of[ev->kind]; want != 0; want &= want - 1) {
         unsigned i = (unsigned)__builtin_ctz(want);
         const struct audit_str *f = audit_join_str((struct audit_event *)ev, i);
@@ -728,9 +785,8 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev)
             continue;
         uint16_t n = (uint16_t)(f->n < 65535u ? f->n : 65535u);
         r.strs |= (uint16_t)(1u << i);
-        memcpy(s, &n, sizeof(n));
-        memcpy(s + 2, f->p, n);
-        s += 2 + n;
+        audit_join_put(&s, &n, sizeof(n));
+        audit_join_put(&s, f->p, n);
     }
     memcpy(dst, &r, sizeof(r));
     return audit_join_round((size_t)(s - dst));
@@ -740,36 +796,48 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev)
  * strings its kind does not carry are empty); the next record. */
 static const char *audit_join_unpack(const char *p, struct audit_event *ev)
 {
-    const struct audit_join_rec *r = (const struct audit_join_rec *)(const void *)p;
-    ev->kind = (enum audit_ev)r->kind;
-    ev->dir = (enum audit_dir)r->dir;
-    ev->verify_ok = r->verify_ok;
-    ev->no_starttls = r->no_starttls;
-    ev->rid = r->rid;
-    ev->h_ip = r->h_ip;
-    ev->h_domain = r->h_domain;
-    ev->h_addr_domain = r->h_addr_domain;
-    ev->h_protocol = r->h_protocol;
-    ev->h_cipher = r->h_cipher;
-    ev->time = r->time;
-    ev->id = r->id;
-    ev->mid = r->mid;
-    ev->icid = r->icid;
+    struct audit_join_rec r;
+    memcpy(&r, p, sizeof(r));
+    ev->kind = (enum audit_ev)r.kind;
+    ev->dir = (r.flags & AUDIT_JOIN_F_OUT) ? AUDIT_OUT : AUDIT_IN;
+    ev->verify_ok = (r.flags & AUDIT_JOIN_F_VERIFY_OK) != 0;
+    ev->no_starttls = (r.flags & AUDIT_JOIN_F_NO_STARTTLS) != 0;
+    ev->rid = r.rid;
+    ev->time = r.time;
+    ev->id = ev->mid = ev->icid = 0;
+    ev->h_ip = ev->h_domain = ev->h_addr_domain = ev->h_protocol = ev->h_cipher = 0;
+    const char *s = p + sizeof(r);
+    unsigned nums = r.kind < AUDIT_EV_COUNT ? audit_join_nums_of[r.kind] : 0;
+    if (nums & AUDIT_JOIN_N_ID)
+        audit_join_get(&s, &ev->id, 8);
+    if (nums & AUDIT_JOIN_N_MID)
+        audit_join_get(&s, &ev->mid, 8);
+    if (nums & AUDIT_JOIN_N_ICID)
+        audit_join_get(&s, &ev->icid, 8);
+    if (nums & AUDIT_JOIN_N_H_IP)
+        audit_join_get(&s, &ev->h_ip, 4);
+    if (nums & AUDIT_JOIN_N_H_DOMAIN)
+        audit_join_get(&s, &ev->h_domain, 4);
+    if (nums & AUDIT_JOIN_N_H_ADDR_DOMAIN)
+        audit_join_get(&s, &ev->h_addr_domain, 4);
+    if (nums & AUDIT_JOIN_N_H_PROTOCOL)
+        audit_join_get(&s, &ev->h_protocol, 4);
+    if (nums & AUDIT_JOIN_N_H_CIPHER)
+        audit_join_get(&s, &ev->h_cipher, 4);
     ev->ip.n = ev->local_ip.n = ev->host.n = ev->protocol.n = ev->cipher.n = ev->domain.n = 0;
     ev->addr.n = ev->addr_domain.n = ev->reason.n = ev->policy.n = ev->details.n = 0;
-    const char *s = p + sizeof(*r);
-    for (unsigned strs = r->strs; strs != 0; strs &= strs - 1) {
+    for (unsigned strs = r.strs; strs != 0; strs &= strs - 1) {
         struct audit_str *f = audit_join_str(ev, (unsigned)__builtin_ctz(strs));
         uint16_t n;
-        memcpy(&n, s, sizeof(n));
-        f->p = s + 2;
+        audit_join_get(&s, &n, sizeof(n));
+        f->p = s;
         f->n = n;
-        s += 2 + n;
+        s += n;
     }
     return p + audit_join_round((size_t)(s - p));
 }
 
-#define AUDIT_JOIN_RING     16   /* > AUDIT_JOIN_AHEAD, a power of 2 */
+#define AUDIT_JOIN_RING     32   /* > AUDIT_JOIN_AHEAD, a power of 2 */
 #define AUDIT_JOIN_PF_BYTES 2048 /* records prefetched ahead (another CPU wrote them) */
 
 void audit_join_packed(struct audit_join *j, const char *recs, size_t n)
@@ -830,6 +898,10 @@ void audit_join_line(struct audit_join *j, const char *line, size_t len)
 {
     struct audit_event ev;
     j->st->lines++;
-    if (audit_parse_line(line, len, &j->ctx, &ev) != AUDIT_EV_NONE && audit_join_prepare(&ev))
+    if (audit_parse_line(line, len, &j->ctx, &ev) == AUDIT_EV_NONE)
+        return;
+    if (audit_join_prepare(&ev))
         audit_join_events(j, &ev, 1);
+    else
+        j->st->events++;
 }
