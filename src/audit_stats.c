@@ -525,16 +525,6 @@ static struct audit_str audit_stats_spill_s(const char *s)
     return v;
 }
 
-static struct audit_str audit_stats_key_s(const struct audit_table *t, uint32_t key)
-{
-    struct audit_str v = {"", 0};
-    if (key != AUDIT_NONE_KEY && key < t->n) {
-        v.p = t->keys[key].name;
-        v.n = t->keys[key].len;
-    }
-    return v;
-}
-
 static const char *audit_stats_name(const struct audit_table *t, uint32_t key)
 {
     return key != AUDIT_NONE_KEY && key < t->n ? t->keys[key].name : "";
@@ -593,10 +583,19 @@ static size_t audit_stats_spill_whole(struct audit_spill *s, struct audit_stats_
     return 0;
 }
 
-/* Tabs, newlines and carriage returns in a value read as spaces. */
+/* Tabs, newlines and carriage returns in a value read as spaces (skipped
+ * eight bytes at a time up to the first byte below 0x20). */
 static void audit_stats_spill_blank(char *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof(w));
+        if (((w - 0x20 * ones) & ~w & high) != 0)
+            break;
+    }
+    for (; i < n; i++) {
         if (p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
             p[i] = ' ';
     }
@@ -756,7 +755,7 @@ static void audit_stats_spill_reqfail(struct audit_stats *st, const struct audit
         c->t_fail != AUDIT_NO_TIME ? c->t_fail : c->t_open, {c->node.key, 0, 0}, {0}, c->dir, {0}};
     struct audit_str str[AUDIT_STATS_SPILL_NSTR] = {
         audit_stats_spill_s(c->ip), audit_stats_spill_s(c->host),
-        audit_stats_key_s(&st->domains, c->domain),
+        audit_stats_spill_s(audit_stats_name(&st->domains, c->domain)),
         audit_stats_spill_s(c->policy[0] ? c->policy : "required"), audit_stats_spill_s(c->reason)};
     audit_stats_spill_put(st->spill[1], &h, str, AUDIT_STATS_SPILL_NSTR);
     st->nreq++;
@@ -896,7 +895,7 @@ static void audit_stats_spill_plain(struct audit_stats *st, int64_t t, const str
     uint8_t code = hop[0] == 'b' ? 2 : hop[0] == 'o' ? 1 : 0; /* audit_stats_hops */
     struct audit_stats_spill_head h = {t, {mid, m != NULL ? m->icid : 0, dcid}, {0}, code, {0}};
     struct audit_str str[2] = {audit_stats_spill_s(m != NULL ? m->from : ""),
-                               audit_stats_key_s(&st->domains, domain)};
+                               audit_stats_spill_s(audit_stats_name(&st->domains, domain))};
     audit_stats_spill_put(st->spill[0], &h, str, 2);
     st->nplain++;
 }
