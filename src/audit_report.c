@@ -134,7 +134,7 @@ static char *audit_report_dec(uint64_t v, char *end)
 static char *audit_report_at_num(char *o, uint64_t v)
 {
     size_t n = 1;
-    for (uint64_t x = v; x >= 10 && n < 20; x /= 10)
+    for (uint64_t ten = 10; n < 20 && v >= ten; ten *= 10)
         n++;
     audit_report_dec(v, o + n);
     return o + n;
@@ -287,6 +287,25 @@ uint32_t *audit_report_sorted(const struct audit_table *t, int dir, size_t *n)
     audit_report_order(r, *n, v);
     free(r);
     return v;
+}
+
+/* The key of row I of the sorted keys V[0..N) of T, asking first for the
+ * keys 16 rows ahead and their names and hosts (of DIR) 8 rows ahead:
+ * sorted rows jump around memory. */
+static const struct audit_key *audit_report_row(const struct audit_table *t, const uint32_t *v,
+                                                size_t i, size_t n, int dir)
+{
+    if (i + 16 < n) {
+        __builtin_prefetch(&t->keys[v[i + 16]]);
+        __builtin_prefetch(&t->keys[v[i + 16]].c[dir]);
+    }
+    if (i + 8 < n) {
+        const struct audit_key *k = &t->keys[v[i + 8]];
+        __builtin_prefetch(k->name);
+        if (k->host[dir] != NULL)
+            __builtin_prefetch(k->host[dir]);
+    }
+    return &t->keys[v[i]];
 }
 
 const char *audit_report_dir_name(int dir)
@@ -516,20 +535,7 @@ static void audit_report_json_peers(struct audit_report_out *out, const struct a
     uint32_t *v = audit_report_sorted(&st->ips, dir, &n);
     audit_report_put(out, AUDIT_REPORT_LIT("\"peers\": ["));
     for (size_t i = 0; v != NULL && i < n; i++) {
-        /* Sorted rows jump around memory: ask for the keys 16 rows ahead
-         * and their names 8 rows ahead.  (Inline: GCC drops a call to a
-         * function that only prefetches.) */
-        if (i + 16 < n) {
-            __builtin_prefetch(&st->ips.keys[v[i + 16]]);
-            __builtin_prefetch(&st->ips.keys[v[i + 16]].c[dir]);
-        }
-        if (i + 8 < n) {
-            const struct audit_key *k = &st->ips.keys[v[i + 8]];
-            __builtin_prefetch(k->name);
-            if (k->host[dir] != NULL)
-                __builtin_prefetch(k->host[dir]);
-        }
-        audit_report_json_peer(out, &st->ips.keys[v[i]], dir, i == 0);
+        audit_report_json_peer(out, audit_report_row(&st->ips, v, i, n, dir), dir, i == 0);
     }
     audit_report_c(out, ']');
     free(v);
@@ -603,7 +609,7 @@ static void audit_report_json_domains(struct audit_report_out *out, const struct
         size_t n;
         uint32_t *v = audit_report_sorted(&st->domains, dir, &n);
         for (size_t i = 0; v != NULL && i < n; i++) {
-            const struct audit_key *k = &st->domains.keys[v[i]];
+            const struct audit_key *k = audit_report_row(&st->domains, v, i, n, dir);
             if (first)
                 audit_report_put(out, AUDIT_REPORT_LIT("{\"domain\": "));
             else
@@ -1080,7 +1086,7 @@ static void audit_report_csv_table(struct audit_report_out *out, const struct au
         size_t n;
         uint32_t *v = audit_report_sorted(tb, dir, &n);
         for (size_t i = 0; v != NULL && i < n; i++) {
-            const struct audit_key *k = &tb->keys[v[i]];
+            const struct audit_key *k = audit_report_row(tb, v, i, n, dir);
             audit_report_s(out, section);
             audit_report_c(out, ',');
             audit_report_s(out, audit_report_dir_name(dir));
