@@ -246,8 +246,8 @@ static uint64_t *audit_report_radix(uint64_t *v, uint64_t *tmp, size_t n)
 
 /* The keys of R[0..N) in order: by radix sort of (~weight, key) when
  * every weight fits 32 bits (always, short of billions of connections),
- * else by qsort.  V gets them; 0, or -1 on no memory. */
-static int audit_report_order(struct audit_report_rank *r, size_t n, uint32_t *v)
+ * else by qsort (and when out of memory).  V gets them. */
+static void audit_report_order(struct audit_report_rank *r, size_t n, uint32_t *v)
 {
     uint64_t *a = malloc((2 * n + 1) * sizeof(*a));
     int small = 1;
@@ -258,7 +258,7 @@ static int audit_report_order(struct audit_report_rank *r, size_t n, uint32_t *v
         qsort(r, n, sizeof(*r), audit_report_cmp);
         for (size_t i = 0; i < n; i++)
             v[i] = r[i].key;
-        return 0;
+        return;
     }
     for (size_t i = 0; i < n; i++)
         a[i] = (uint64_t)(UINT32_MAX - (uint32_t)r[i].weight) << 32 | r[i].key;
@@ -266,7 +266,6 @@ static int audit_report_order(struct audit_report_rank *r, size_t n, uint32_t *v
     for (size_t i = 0; i < n; i++)
         v[i] = (uint32_t)s[i];
     free(a);
-    return 0;
 }
 
 uint32_t *audit_report_sorted(const struct audit_table *t, int dir, size_t *n)
@@ -550,7 +549,7 @@ static void audit_report_json_reqfail(struct audit_report_out *out, const struct
         audit_report_put(out, AUDIT_REPORT_LIT("{\"time\": "));
     else
         audit_report_put(out, AUDIT_REPORT_LIT(", {\"time\": "));
-    char *o = audit_report_at_time(out, audit_report_room(out, 64), r->time);
+    char *o = audit_report_at_time(out, audit_report_room(out, 96), r->time);
     o = AUDIT_REPORT_AT_KV(o, ", \"id\": ", r->id[0]);
     audit_report_done(out, o);
     for (int i = 0; i < 5; i++) {
