@@ -261,6 +261,8 @@ struct audit_bucket {
     uint32_t n[2][3]; /* [dir][tls ok, failed, none] connections */
 };
 
+struct audit_spill; /* one spilled list: its temporary file and buffer (audit_stats.c) */
+
 struct audit_stats {
     struct audit_filter filter;
     struct audit_count total[2];
@@ -270,7 +272,7 @@ struct audit_stats {
     struct audit_bucket *hours;
     int64_t hour0; /* the hour of hours[0] */
     uint32_t nhours, cap_hours;
-    FILE *spill_w, *spill_r; /* without-TLS and required-failure records */
+    struct audit_spill *spill[2]; /* the spilled lists: without TLS, required failures */
     uint64_t nplain, nreq;
     char *arena; /* interned strings */
     size_t arena_left;
@@ -314,11 +316,30 @@ const char *audit_stats_weak_cipher(const char *name);
 const char *audit_stats_result_type(const char *reason, int no_starttls, int verify_failed);
 
 /* Spilled records, read back in order: rewind the list KIND ('W' without
- * TLS, 'R' required failures), then each record split into FIELDS (room for
- * AUDIT_SPILL_FIELDS; fields[0] is the kind, the rest as documented in
- * audit_stats.c); 0 at the end. */
-#define AUDIT_SPILL_FIELDS 9
+ * TLS, 'R' required failures), then read each record. */
 int audit_stats_spill_rewind(struct audit_stats *st, char kind);
+
+/* One record as audit_stats_spill_read returns it.  The strings point into
+ * the reader's buffer (valid until the next read of that list), tabs,
+ * newlines and carriage returns in them read as spaces; empty ones are
+ * unknown values. */
+struct audit_spill_rec {
+    int64_t time; /* AUDIT_NO_TIME: unknown */
+    /* W: the MID, ICID and DCID (ICID and DCID 0: unknown); R: the ICID or
+     * DCID of the failed connection */
+    uint64_t id[3];
+    const char *what;      /* W: the hop ("inbound", "outbound", "both"); R: the direction */
+    struct audit_str s[5]; /* W: from, to_domain; R: ip, host, domain, policy, reason */
+};
+/* The next record of the list KIND into *R: 1, or 0 at the end. */
+int audit_stats_spill_read(struct audit_stats *st, char kind, struct audit_spill_rec *r);
+
+/* The next record of the list KIND as text fields in BUF (LEN bytes; longer
+ * values are cut): FIELDS (room for AUDIT_SPILL_FIELDS) get the kind, then
+ *   W  time mid icid dcid hop from to_domain
+ *   R  direction time id ip host domain policy reason
+ * (time in seconds since 1970; unknown values are empty); 0 at the end. */
+#define AUDIT_SPILL_FIELDS 9
 int audit_stats_spill_next(struct audit_stats *st, char kind, char *buf, size_t len, char **fields);
 
 /* ---- audit_join ------------------------------------------------------ */

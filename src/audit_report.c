@@ -6,6 +6,10 @@
  * "section", rows carry the section name first, sections are separated by
  * an empty line.
  *
+ * The lists can run to millions of rows, so the writers format numbers and
+ * times themselves, look for the bytes that need escaping eight at a time
+ * and copy everything else in runs into one output buffer.
+ *
  * Must not: trust log text (JSON strings are escaped and kept valid UTF-8,
  * CSV fields quoted), or hold the lists in memory (they stream from the
  * spill file).
@@ -21,13 +25,39 @@
 struct audit_report_out {
     FILE *f;
     size_t n;
+    int64_t day;   /* the day whose date is in DATE (audit_report_time) */
+    char date[11]; /* "YYYY-MM-DDT" */
     char buf[1 << 16];
 };
+
+/* A string literal and its length, for audit_report_put. */
+#define AUDIT_REPORT_LIT(s) s, sizeof(s) - 1
 
 static void audit_report_flush(struct audit_report_out *out)
 {
     fwrite_unlocked(out->buf, 1, out->n, out->f);
     out->n = 0;
+}
+
+/* Room for N more bytes (at most sizeof(out->buf)): where to write them
+ * (with the audit_report_at_* helpers), then audit_report_done. */
+static char *audit_report_room(struct audit_report_out *out, size_t n)
+{
+    if (out->n + n > sizeof(out->buf))
+        audit_report_flush(out);
+    return out->buf + out->n;
+}
+
+/* The bytes up to O, in the room given by audit_report_room, are written. */
+static void audit_report_done(struct audit_report_out *out, char *o)
+{
+    out->n = (size_t)(o - out->buf);
+}
+
+static char *audit_report_at(char *o, const char *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
 }
 
 static void audit_report_put(struct audit_report_out *out, const void *p, size_t n)
@@ -69,6 +99,83 @@ static void audit_report_f(struct audit_report_out *out, const char *fmt, ...)
         audit_report_put(out, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
+static const char audit_report_digits[] = "00010203040506070809"
+                                          "10111213141516171819"
+                                          "20212223242526272829"
+                                          "30313233343536373839"
+                                          "40414243444546474849"
+                                          "50515253545556575859"
+                                          "60616263646566676869"
+                                          "70717273747576777879"
+                                          "80818283848586878889"
+                                          "90919293949596979899";
+
+/* V in decimal, written backwards to end at END (room for 20 digits);
+ * where it starts. */
+static char *audit_report_dec(uint64_t v, char *end)
+{
+    char *p = end;
+    while (v >= 100) {
+        uint64_t q = v / 100;
+        p -= 2;
+        memcpy(p, audit_report_digits + 2 * (v - q * 100), 2);
+        v = q;
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, audit_report_digits + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    return p;
+}
+
+/* V in decimal at O (room for 20 bytes); the end. */
+static char *audit_report_at_num(char *o, uint64_t v)
+{
+    size_t n = 1;
+    for (uint64_t ten = 10; n < 20 && v >= ten; ten *= 10)
+        n++;
+    audit_report_dec(v, o + n);
+    return o + n;
+}
+
+static void audit_report_num(struct audit_report_out *out, uint64_t v)
+{
+    audit_report_done(out, audit_report_at_num(audit_report_room(out, 20), v));
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of T as audit_parse_format_time writes it, into P
+ * (32 bytes); its length.  The date is worked out once a day. */
+static size_t audit_report_time(struct audit_report_out *out, int64_t t, char *p)
+{
+    const int64_t span = (int64_t)1 << 40; /* days * 86400 cannot overflow */
+    int64_t day = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+    if (t < -span || t > span) {
+        audit_parse_format_time(t, p, 32);
+        return strlen(p);
+    }
+    if (day != out->day) {
+        char b[32];
+        audit_parse_format_time(day * 86400, b, sizeof(b));
+        if (b[10] != 'T') { /* a year without four digits: printed as a number */
+            audit_parse_format_time(t, p, 32);
+            return strlen(p);
+        }
+        memcpy(out->date, b, sizeof(out->date));
+        out->day = day;
+    }
+    int secs = (int)(t - day * 86400);
+    memcpy(p, out->date, sizeof(out->date));
+    memcpy(p + 11, audit_report_digits + 2 * (secs / 3600), 2);
+    p[13] = ':';
+    memcpy(p + 14, audit_report_digits + 2 * (secs / 60 % 60), 2);
+    p[16] = ':';
+    memcpy(p + 17, audit_report_digits + 2 * (secs % 60), 2);
+    p[19] = '\0';
+    return 19;
+}
+
 /* Runs WRITE into F through a writer; -1 on a write error. */
 static int audit_report_to(FILE *f, struct audit_stats *st, const struct audit_report_opts *o,
                            void (*write)(struct audit_report_out *, struct audit_stats *,
@@ -79,6 +186,7 @@ static int audit_report_to(FILE *f, struct audit_stats *st, const struct audit_r
         return -1;
     out->f = f;
     out->n = 0;
+    out->day = INT64_MIN;
     write(out, st, o);
     audit_report_flush(out);
     free(out);
@@ -108,6 +216,58 @@ static int audit_report_cmp(const void *a, const void *b)
     return x->key < y->key ? -1 : x->key > y->key;
 }
 
+/* Sorts V[0..N) in ascending order, a byte a pass from the lowest (TMP:
+ * room for N); passes where all values share the byte are skipped.  The
+ * array that holds the result. */
+static uint64_t *audit_report_radix(uint64_t *v, uint64_t *tmp, size_t n)
+{
+    size_t count[8][256] = {{0}};
+    for (size_t i = 0; i < n; i++) {
+        for (int b = 0; b < 8; b++)
+            count[b][(v[i] >> (8 * b)) & 0xff]++;
+    }
+    for (int b = 0; b < 8 && n > 0; b++) {
+        if (count[b][(v[0] >> (8 * b)) & 0xff] == n)
+            continue;
+        size_t at = 0;
+        for (int d = 0; d < 256; d++) {
+            size_t c = count[b][d];
+            count[b][d] = at;
+            at += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[b][(v[i] >> (8 * b)) & 0xff]++] = v[i];
+        uint64_t *x = v;
+        v = tmp;
+        tmp = x;
+    }
+    return v;
+}
+
+/* The keys of R[0..N) in order: by radix sort of (~weight, key) when
+ * every weight fits 32 bits (always, short of billions of connections),
+ * else by qsort (and when out of memory).  V gets them. */
+static void audit_report_order(struct audit_report_rank *r, size_t n, uint32_t *v)
+{
+    uint64_t *a = malloc((2 * n + 1) * sizeof(*a));
+    int small = 1;
+    for (size_t i = 0; i < n && small; i++)
+        small = r[i].weight <= UINT32_MAX;
+    if (a == NULL || !small) {
+        free(a);
+        qsort(r, n, sizeof(*r), audit_report_cmp);
+        for (size_t i = 0; i < n; i++)
+            v[i] = r[i].key;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        a[i] = (uint64_t)(UINT32_MAX - (uint32_t)r[i].weight) << 32 | r[i].key;
+    uint64_t *s = audit_report_radix(a, a + n, n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (uint32_t)s[i];
+    free(a);
+}
+
 uint32_t *audit_report_sorted(const struct audit_table *t, int dir, size_t *n)
 {
     struct audit_report_rank *r = malloc(((size_t)t->n + 1) * sizeof(*r));
@@ -123,11 +283,28 @@ uint32_t *audit_report_sorted(const struct audit_table *t, int dir, size_t *n)
         if (w > 0)
             r[(*n)++] = (struct audit_report_rank){w, i};
     }
-    qsort(r, *n, sizeof(*r), audit_report_cmp);
-    for (size_t i = 0; i < *n; i++)
-        v[i] = r[i].key;
+    audit_report_order(r, *n, v);
     free(r);
     return v;
+}
+
+/* The key of row I of the sorted keys V[0..N) of T, asking first for the
+ * keys 16 rows ahead and their names and hosts (of DIR) 8 rows ahead:
+ * sorted rows jump around memory. */
+static const struct audit_key *audit_report_row(const struct audit_table *t, const uint32_t *v,
+                                                size_t i, size_t n, int dir)
+{
+    if (i + 16 < n) {
+        __builtin_prefetch(&t->keys[v[i + 16]]);
+        __builtin_prefetch(&t->keys[v[i + 16]].c[dir]);
+    }
+    if (i + 8 < n) {
+        const struct audit_key *k = &t->keys[v[i + 8]];
+        __builtin_prefetch(k->name);
+        if (k->host[dir] != NULL)
+            __builtin_prefetch(k->host[dir]);
+    }
+    return &t->keys[v[i]];
 }
 
 const char *audit_report_dir_name(int dir)
@@ -166,32 +343,84 @@ static int audit_report_json_plain_char(unsigned char ch)
     return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
 }
 
+/* The high bit of each byte of W that is 0 (the lowest one exact, higher
+ * ones may be set by the borrow). */
+static uint64_t audit_report_zero8(uint64_t w)
+{
+    return (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+}
+
+/* Where the first byte of S[I..N) lies that a JSON string cannot hold as it
+ * is: a control byte, '"', '\\', DEL, or a byte of a UTF-8 sequence (to be
+ * checked); N when none.  Eight bytes a step. */
+static size_t audit_report_json_run(const unsigned char *s, size_t i, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, sizeof(w));
+        uint64_t m = ((w - 0x20 * ones) & ~w & high) | audit_report_zero8(w ^ ('"' * ones)) |
+                     audit_report_zero8(w ^ ('\\' * ones)) | audit_report_zero8(w ^ (0x7f * ones)) |
+                     (w & high);
+        if (m != 0)
+            return i + (size_t)__builtin_ctzll(m) / 8;
+    }
+    while (i < n && audit_report_json_plain_char(s[i]))
+        i++;
+    return i;
+}
+
+/* The escape of the byte or sequence at P (N bytes left) at *O (room for
+ * 6 bytes), *O moved past it; the bytes it took. */
+static size_t audit_report_json_escape(char **o, const unsigned char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char ch = p[0];
+    char *at = *o;
+    size_t len = 1;
+    if (ch == '"' || ch == '\\') {
+        at[0] = '\\';
+        at[1] = (char)ch;
+        *o = at + 2;
+    } else if (ch < 0x20 || ch == 0x7f) {
+        memcpy(at, "\\u00", 4);
+        at[4] = hex[ch >> 4];
+        at[5] = hex[ch & 15];
+        *o = at + 6;
+    } else if ((len = audit_report_utf8(p, n)) == 0) {
+        memcpy(at, "\\ufffd", 6);
+        *o = at + 6;
+        len = 1;
+    } else {
+        memcpy(at, p, len);
+        *o = at + len;
+    }
+    return len;
+}
+
+/* The JSON string of S[0..N), in pieces of input whose output (at most 6
+ * bytes per input byte) fits the buffer. */
 static void audit_report_jstr(struct audit_report_out *out, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
-    audit_report_c(out, '"');
-    for (size_t i = 0; i < n;) {
-        size_t run = i;
-        while (run < n && audit_report_json_plain_char(p[run]))
-            run++;
-        if (run > i) {
-            audit_report_put(out, p + i, run - i);
+    const size_t piece = 4096;
+    size_t i = 0;
+    do {
+        size_t end = n - i > piece ? i + piece : n;
+        char *o = audit_report_room(out, 6 * (end - i) + 8);
+        if (i == 0)
+            *o++ = '"';
+        while (i < end) {
+            size_t run = audit_report_json_run(p, i, end);
+            o = audit_report_at(o, s + i, run - i);
             i = run;
-            continue;
+            if (i < end)
+                i += audit_report_json_escape(&o, p + i, n - i);
         }
-        unsigned char ch = p[i];
-        size_t len = ch >= 0x80 ? audit_report_utf8(p + i, n - i) : 1;
-        if (ch == '"' || ch == '\\')
-            audit_report_f(out, "\\%c", ch);
-        else if (ch < 0x20 || ch == 0x7f)
-            audit_report_f(out, "\\u%04x", ch);
-        else if (len == 0)
-            audit_report_s(out, "\\ufffd");
-        else
-            audit_report_put(out, p + i, len);
-        i += len ? len : 1;
-    }
-    audit_report_c(out, '"');
+        if (i >= n)
+            *o++ = '"';
+        audit_report_done(out, o);
+    } while (i < n);
 }
 
 static void audit_report_json_s(struct audit_report_out *out, const char *s)
@@ -203,52 +432,58 @@ static void audit_report_json_s(struct audit_report_out *out, const char *s)
 static void audit_report_json_opt(struct audit_report_out *out, const char *s)
 {
     if (s == NULL || s[0] == '\0')
-        audit_report_s(out, "null");
+        audit_report_put(out, AUDIT_REPORT_LIT("null"));
     else
         audit_report_json_s(out, s);
 }
 
-/* A number field of the spill file, or null. */
-static void audit_report_json_num(struct audit_report_out *out, const char *s)
+static void audit_report_json_optn(struct audit_report_out *out, struct audit_str s)
 {
-    audit_report_s(out, s != NULL && s[0] != '\0' ? s : "null");
+    if (s.n == 0)
+        audit_report_put(out, AUDIT_REPORT_LIT("null"));
+    else
+        audit_report_jstr(out, s.p, s.n);
 }
 
-static void audit_report_num(struct audit_report_out *out, uint64_t v)
+/* A number at O, or null when it is 0 and ZERO_UNKNOWN (0 means unknown). */
+static char *audit_report_at_id(char *o, uint64_t v, int zero_unknown)
 {
-    char b[24];
-    int i = sizeof(b);
-    do {
-        b[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    audit_report_put(out, b + i, sizeof(b) - (size_t)i);
+    if (v == 0 && zero_unknown)
+        return audit_report_at(o, AUDIT_REPORT_LIT("null"));
+    return audit_report_at_num(o, v);
 }
 
-static void audit_report_json_u(struct audit_report_out *out, const char *key, uint64_t v, int more)
+/* A time at O (room for 32 bytes) as a JSON string, or null when unknown. */
+static char *audit_report_at_time(struct audit_report_out *out, char *o, int64_t t)
 {
-    audit_report_c(out, '"');
-    audit_report_s(out, key);
-    audit_report_s(out, "\": ");
-    audit_report_num(out, v);
-    if (more)
-        audit_report_s(out, ", ");
+    if (t == AUDIT_NO_TIME)
+        return audit_report_at(o, AUDIT_REPORT_LIT("null"));
+    *o = '"';
+    o += 1 + audit_report_time(out, t, o + 1);
+    *o = '"';
+    return o + 1;
 }
+
+/* The literal KEY (e.g. ", \"no_tls\": ") and the number V at O. */
+#define AUDIT_REPORT_AT_KV(o, key, v)                                                              \
+    audit_report_at_num(audit_report_at(o, AUDIT_REPORT_LIT(key)), v)
 
 static void audit_report_json_counts(struct audit_report_out *out, const struct audit_count *c,
                                      int dir)
 {
-    audit_report_json_u(out, "connections", c->conns, 1);
-    audit_report_json_u(out, "tls_success", c->tls_ok, 1);
-    audit_report_json_u(out, "tls_failed", c->tls_failed, 1);
-    audit_report_json_u(out, "no_tls", c->no_tls, 1);
+    char *o = audit_report_room(out, 512);
+    o = AUDIT_REPORT_AT_KV(o, "\"connections\": ", c->conns);
+    o = AUDIT_REPORT_AT_KV(o, ", \"tls_success\": ", c->tls_ok);
+    o = AUDIT_REPORT_AT_KV(o, ", \"tls_failed\": ", c->tls_failed);
+    o = AUDIT_REPORT_AT_KV(o, ", \"no_tls\": ", c->no_tls);
     if (dir == AUDIT_OUT) {
-        audit_report_json_u(out, "verified", c->verified, 1);
-        audit_report_json_u(out, "unverified", c->unverified, 1);
-        audit_report_json_u(out, "required_failures", c->req_failed, 1);
+        o = AUDIT_REPORT_AT_KV(o, ", \"verified\": ", c->verified);
+        o = AUDIT_REPORT_AT_KV(o, ", \"unverified\": ", c->unverified);
+        o = AUDIT_REPORT_AT_KV(o, ", \"required_failures\": ", c->req_failed);
     }
-    audit_report_json_u(out, "messages", c->msgs, 1);
-    audit_report_json_u(out, "messages_without_tls", c->msgs_plain, 0);
+    o = AUDIT_REPORT_AT_KV(o, ", \"messages\": ", c->msgs);
+    o = AUDIT_REPORT_AT_KV(o, ", \"messages_without_tls\": ", c->msgs_plain);
+    audit_report_done(out, o);
 }
 
 /* {"name": count, ...} of one direction (DIR) or both (-1). */
@@ -261,13 +496,35 @@ static void audit_report_json_dist(struct audit_report_out *out, const struct au
     for (size_t i = 0; v != NULL && i < n; i++) {
         const struct audit_key *k = &t->keys[v[i]];
         if (i > 0)
-            audit_report_s(out, ", ");
+            audit_report_put(out, AUDIT_REPORT_LIT(", "));
         audit_report_json_s(out, k->name);
-        audit_report_s(out, ": ");
+        audit_report_put(out, AUDIT_REPORT_LIT(": "));
         audit_report_num(out, dir >= 0 ? k->c[dir].conns : k->c[0].conns + k->c[1].conns);
     }
     audit_report_c(out, '}');
     free(v);
+}
+
+static void audit_report_json_peer(struct audit_report_out *out, const struct audit_key *k, int dir,
+                                   int first)
+{
+    const struct audit_count *c = &k->c[dir];
+    if (first)
+        audit_report_put(out, AUDIT_REPORT_LIT("{\"ip\": "));
+    else
+        audit_report_put(out, AUDIT_REPORT_LIT(", {\"ip\": "));
+    audit_report_json_s(out, k->name);
+    audit_report_put(out, AUDIT_REPORT_LIT(", \"host\": "));
+    audit_report_json_opt(out, k->host[dir]);
+    char *o = audit_report_room(out, 512);
+    o = AUDIT_REPORT_AT_KV(o, ", \"connections\": ", c->conns);
+    o = AUDIT_REPORT_AT_KV(o, ", \"tls_success\": ", c->tls_ok);
+    o = AUDIT_REPORT_AT_KV(o, ", \"tls_failed\": ", c->tls_failed);
+    o = AUDIT_REPORT_AT_KV(o, ", \"no_tls\": ", c->no_tls);
+    o = AUDIT_REPORT_AT_KV(o, ", \"messages\": ", c->msgs);
+    o = AUDIT_REPORT_AT_KV(o, ", \"messages_without_tls\": ", c->msgs_plain);
+    *o++ = '}';
+    audit_report_done(out, o);
 }
 
 static void audit_report_json_peers(struct audit_report_out *out, const struct audit_stats *st,
@@ -275,38 +532,29 @@ static void audit_report_json_peers(struct audit_report_out *out, const struct a
 {
     size_t n;
     uint32_t *v = audit_report_sorted(&st->ips, dir, &n);
-    audit_report_s(out, "\"peers\": [");
+    audit_report_put(out, AUDIT_REPORT_LIT("\"peers\": ["));
     for (size_t i = 0; v != NULL && i < n; i++) {
-        const struct audit_key *k = &st->ips.keys[v[i]];
-        const struct audit_count *c = &k->c[dir];
-        audit_report_s(out, i > 0 ? ", {\"ip\": " : "{\"ip\": ");
-        audit_report_json_s(out, k->name);
-        audit_report_s(out, ", \"host\": ");
-        audit_report_json_opt(out, k->host[dir]);
-        audit_report_s(out, ", ");
-        audit_report_json_u(out, "connections", c->conns, 1);
-        audit_report_json_u(out, "tls_success", c->tls_ok, 1);
-        audit_report_json_u(out, "tls_failed", c->tls_failed, 1);
-        audit_report_json_u(out, "no_tls", c->no_tls, 1);
-        audit_report_json_u(out, "messages", c->msgs, 1);
-        audit_report_json_u(out, "messages_without_tls", c->msgs_plain, 0);
-        audit_report_c(out, '}');
+        audit_report_json_peer(out, audit_report_row(&st->ips, v, i, n, dir), dir, i == 0);
     }
     audit_report_c(out, ']');
     free(v);
 }
 
-static void audit_report_json_reqfail(struct audit_report_out *out, char **f, int first)
+static void audit_report_json_reqfail(struct audit_report_out *out, const struct audit_spill_rec *r,
+                                      int first)
 {
-    char tb[32];
-    audit_report_s(out, first ? "{\"time\": " : ", {\"time\": ");
-    audit_report_json_opt(out, audit_report_spill_time(f[2], tb, sizeof(tb)));
-    audit_report_s(out, ", \"id\": ");
-    audit_report_json_num(out, f[3]);
-    static const char *const keys[] = {"ip", "host", "domain", "policy", "reason"};
+    static const char *const keys[] = {
+        ", \"ip\": ", ", \"host\": ", ", \"domain\": ", ", \"policy\": ", ", \"reason\": "};
+    if (first)
+        audit_report_put(out, AUDIT_REPORT_LIT("{\"time\": "));
+    else
+        audit_report_put(out, AUDIT_REPORT_LIT(", {\"time\": "));
+    char *o = audit_report_at_time(out, audit_report_room(out, 96), r->time);
+    o = AUDIT_REPORT_AT_KV(o, ", \"id\": ", r->id[0]);
+    audit_report_done(out, o);
     for (int i = 0; i < 5; i++) {
-        audit_report_f(out, ", \"%s\": ", keys[i]);
-        audit_report_json_opt(out, f[4 + i]);
+        audit_report_s(out, keys[i]);
+        audit_report_json_optn(out, r->s[i]);
     }
     audit_report_c(out, '}');
 }
@@ -314,14 +562,14 @@ static void audit_report_json_reqfail(struct audit_report_out *out, char **f, in
 static void audit_report_json_reqfails(struct audit_report_out *out, struct audit_stats *st,
                                        int dir)
 {
-    char buf[4096], *f[AUDIT_SPILL_FIELDS];
+    struct audit_spill_rec r;
     int first = 1;
-    audit_report_s(out, "\"required_failure_list\": [");
+    audit_report_put(out, AUDIT_REPORT_LIT("\"required_failure_list\": ["));
     audit_stats_spill_rewind(st, 'R');
-    while (audit_stats_spill_next(st, 'R', buf, sizeof(buf), f)) {
-        if (strcmp(f[1], audit_report_dir_name(dir)) != 0)
+    while (audit_stats_spill_read(st, 'R', &r)) {
+        if (strcmp(r.what, audit_report_dir_name(dir)) != 0)
             continue;
-        audit_report_json_reqfail(out, f, first);
+        audit_report_json_reqfail(out, &r, first);
         first = 0;
     }
     audit_report_c(out, ']');
@@ -332,21 +580,22 @@ static void audit_report_json_dir(struct audit_report_out *out, struct audit_sta
     const struct audit_count *c = &st->total[dir];
     audit_report_c(out, '{');
     audit_report_json_counts(out, c, dir);
-    audit_report_s(out, ", ");
+    char *o = audit_report_room(out, 256);
     if (dir == AUDIT_IN)
-        audit_report_json_u(out, "required_failures", c->req_failed, 1);
+        o = AUDIT_REPORT_AT_KV(o, ", \"required_failures\": ", c->req_failed);
     else
-        audit_report_json_u(out, "verify_failed", c->verify_failed, 1);
-    audit_report_json_u(out, "messages_tls_unknown", c->msgs_unknown, 1);
-    audit_report_json_u(out, "weak_protocol", c->weak_protocol, 1);
-    audit_report_json_u(out, "weak_cipher", c->weak_cipher, 1);
-    audit_report_s(out, "\"protocols\": ");
+        o = AUDIT_REPORT_AT_KV(o, ", \"verify_failed\": ", c->verify_failed);
+    o = AUDIT_REPORT_AT_KV(o, ", \"messages_tls_unknown\": ", c->msgs_unknown);
+    o = AUDIT_REPORT_AT_KV(o, ", \"weak_protocol\": ", c->weak_protocol);
+    o = AUDIT_REPORT_AT_KV(o, ", \"weak_cipher\": ", c->weak_cipher);
+    audit_report_done(out, o);
+    audit_report_put(out, AUDIT_REPORT_LIT(", \"protocols\": "));
     audit_report_json_dist(out, &st->protocols, dir);
-    audit_report_s(out, ", \"ciphers\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(", \"ciphers\": "));
     audit_report_json_dist(out, &st->ciphers, dir);
-    audit_report_s(out, ", ");
+    audit_report_put(out, AUDIT_REPORT_LIT(", "));
     audit_report_json_peers(out, st, dir);
-    audit_report_s(out, ", ");
+    audit_report_put(out, AUDIT_REPORT_LIT(", "));
     audit_report_json_reqfails(out, st, dir);
     audit_report_c(out, '}');
 }
@@ -359,12 +608,17 @@ static void audit_report_json_domains(struct audit_report_out *out, const struct
         size_t n;
         uint32_t *v = audit_report_sorted(&st->domains, dir, &n);
         for (size_t i = 0; v != NULL && i < n; i++) {
-            const struct audit_key *k = &st->domains.keys[v[i]];
-            audit_report_s(out, first ? "{\"domain\": " : ",\n  {\"domain\": ");
+            const struct audit_key *k = audit_report_row(&st->domains, v, i, n, dir);
+            if (first)
+                audit_report_put(out, AUDIT_REPORT_LIT("{\"domain\": "));
+            else
+                audit_report_put(out, AUDIT_REPORT_LIT(",\n  {\"domain\": "));
             first = 0;
             audit_report_json_s(out, k->name);
-            audit_report_s(out, dir == AUDIT_IN ? ", \"direction\": \"inbound\", "
-                                                : ", \"direction\": \"outbound\", ");
+            if (dir == AUDIT_IN)
+                audit_report_put(out, AUDIT_REPORT_LIT(", \"direction\": \"inbound\", "));
+            else
+                audit_report_put(out, AUDIT_REPORT_LIT(", \"direction\": \"outbound\", "));
             audit_report_json_counts(out, &k->c[dir], AUDIT_OUT);
             audit_report_c(out, '}');
         }
@@ -373,34 +627,41 @@ static void audit_report_json_domains(struct audit_report_out *out, const struct
     audit_report_c(out, ']');
 }
 
-static void audit_report_json_plain(struct audit_report_out *out, char **f, int first)
+static void audit_report_json_plain(struct audit_report_out *out, const struct audit_spill_rec *r,
+                                    int first)
 {
-    char tb[32];
-    audit_report_s(out, first ? "{\"mid\": " : ",\n  {\"mid\": ");
-    audit_report_json_num(out, f[2]);
-    audit_report_s(out, ", \"icid\": ");
-    audit_report_json_num(out, f[3]);
-    audit_report_s(out, ", \"dcid\": ");
-    audit_report_json_num(out, f[4]);
-    audit_report_s(out, ", \"from\": ");
-    audit_report_json_opt(out, f[6]);
-    audit_report_s(out, ", \"to_domain\": ");
-    audit_report_json_opt(out, f[7]);
-    audit_report_s(out, ", \"time\": ");
-    audit_report_json_opt(out, audit_report_spill_time(f[1], tb, sizeof(tb)));
-    audit_report_s(out, ", \"hop\": ");
-    audit_report_json_s(out, f[5]);
-    audit_report_c(out, '}');
+    char *o = audit_report_room(out, 128);
+    if (first)
+        o = audit_report_at(o, AUDIT_REPORT_LIT("{\"mid\": "));
+    else
+        o = audit_report_at(o, AUDIT_REPORT_LIT(",\n  {\"mid\": "));
+    o = audit_report_at_num(o, r->id[0]);
+    o = audit_report_at(o, AUDIT_REPORT_LIT(", \"icid\": "));
+    o = audit_report_at_id(o, r->id[1], 1);
+    o = audit_report_at(o, AUDIT_REPORT_LIT(", \"dcid\": "));
+    o = audit_report_at_id(o, r->id[2], 1);
+    o = audit_report_at(o, AUDIT_REPORT_LIT(", \"from\": "));
+    audit_report_done(out, o);
+    audit_report_json_optn(out, r->s[0]);
+    audit_report_put(out, AUDIT_REPORT_LIT(", \"to_domain\": "));
+    audit_report_json_optn(out, r->s[1]);
+    o = audit_report_room(out, 96);
+    o = audit_report_at(o, AUDIT_REPORT_LIT(", \"time\": "));
+    o = audit_report_at_time(out, o, r->time);
+    o = audit_report_at(o, AUDIT_REPORT_LIT(", \"hop\": \"")); /* hop names need no escapes */
+    o = audit_report_at(o, r->what, strlen(r->what));
+    o = audit_report_at(o, AUDIT_REPORT_LIT("\"}"));
+    audit_report_done(out, o);
 }
 
 static void audit_report_json_plains(struct audit_report_out *out, struct audit_stats *st)
 {
-    char buf[4096], *f[AUDIT_SPILL_FIELDS];
+    struct audit_spill_rec r;
     int first = 1;
     audit_report_c(out, '[');
     audit_stats_spill_rewind(st, 'W');
-    while (audit_stats_spill_next(st, 'W', buf, sizeof(buf), f)) {
-        audit_report_json_plain(out, f, first);
+    while (audit_stats_spill_read(st, 'W', &r)) {
+        audit_report_json_plain(out, &r, first);
         first = 0;
     }
     audit_report_c(out, ']');
@@ -410,19 +671,19 @@ static void audit_report_json_all(struct audit_report_out *out, struct audit_sta
                                   const struct audit_report_opts *o)
 {
     (void)o;
-    audit_report_s(out, "{\"inbound\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT("{\"inbound\": "));
     audit_report_json_dir(out, st, AUDIT_IN);
-    audit_report_s(out, ",\n \"outbound\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(",\n \"outbound\": "));
     audit_report_json_dir(out, st, AUDIT_OUT);
-    audit_report_s(out, ",\n \"protocols\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(",\n \"protocols\": "));
     audit_report_json_dist(out, &st->protocols, -1);
-    audit_report_s(out, ",\n \"ciphers\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(",\n \"ciphers\": "));
     audit_report_json_dist(out, &st->ciphers, -1);
-    audit_report_s(out, ",\n \"domains\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(",\n \"domains\": "));
     audit_report_json_domains(out, st);
-    audit_report_s(out, ",\n \"without_tls\": ");
+    audit_report_put(out, AUDIT_REPORT_LIT(",\n \"without_tls\": "));
     audit_report_json_plains(out, st);
-    audit_report_s(out, "}\n");
+    audit_report_put(out, AUDIT_REPORT_LIT("}\n"));
 }
 
 /* ---- aligned text -------------------------------------------------------- */
@@ -624,10 +885,30 @@ static void audit_report_text_peers(struct audit_report_out *out, const struct a
     audit_report_more(out, shown, total);
 }
 
+/* A cell of a spilled string, "-" when it is empty. */
+static void audit_report_text_str(struct audit_report_table *t, struct audit_str s)
+{
+    if (s.n == 0)
+        audit_report_cell(t, "-");
+    else
+        audit_report_cell(t, "%.*s", (int)s.n, s.p);
+}
+
+static void audit_report_text_time(struct audit_report_out *out, struct audit_report_table *t,
+                                   int64_t time)
+{
+    char b[32];
+    if (time == AUDIT_NO_TIME)
+        b[0] = '\0';
+    else
+        audit_report_time(out, time, b);
+    audit_report_cell(t, "  %s", b);
+}
+
 static void audit_report_text_reqfails(struct audit_report_out *out, struct audit_stats *st,
                                        size_t limit)
 {
-    char buf[4096], tb[32], *f[AUDIT_SPILL_FIELDS];
+    struct audit_spill_rec r;
     struct audit_report_table t = {8, 0, 0, NULL, "llrlllll"};
     static const char *const head[] = {"  time", "direction", "id",     "address",
                                        "host",   "domain",    "policy", "reason"};
@@ -638,23 +919,31 @@ static void audit_report_text_reqfails(struct audit_report_out *out, struct audi
     for (int i = 0; i < 8; i++)
         audit_report_cell(&t, "%s", head[i]);
     audit_stats_spill_rewind(st, 'R');
-    while (audit_stats_spill_next(st, 'R', buf, sizeof(buf), f)) {
-        if (limit != 0 && shown >= limit)
-            continue;
-        audit_report_cell(&t, "  %s", audit_report_spill_time(f[2], tb, sizeof(tb)));
-        audit_report_cell(&t, "%s", f[1]);
-        for (int i = 3; i < 9; i++)
-            audit_report_cell(&t, "%s", f[i][0] ? f[i] : "-");
+    while ((limit == 0 || shown < limit) && audit_stats_spill_read(st, 'R', &r)) {
+        audit_report_text_time(out, &t, r.time);
+        audit_report_cell(&t, "%s", r.what);
+        audit_report_cell(&t, "%llu", (unsigned long long)r.id[0]);
+        for (int i = 0; i < 5; i++)
+            audit_report_text_str(&t, r.s[i]);
         shown++;
     }
     audit_report_table_print(out, &t);
     audit_report_more(out, shown, st->nreq);
 }
 
+/* An ID cell: "-" when it is 0 and ZERO_UNKNOWN. */
+static void audit_report_text_id(struct audit_report_table *t, uint64_t v, int zero_unknown)
+{
+    if (v == 0 && zero_unknown)
+        audit_report_cell(t, "-");
+    else
+        audit_report_cell(t, "%llu", (unsigned long long)v);
+}
+
 static void audit_report_text_plains(struct audit_report_out *out, struct audit_stats *st,
                                      size_t limit)
 {
-    char buf[4096], tb[32], *f[AUDIT_SPILL_FIELDS];
+    struct audit_spill_rec r;
     struct audit_report_table t = {7, 0, 0, NULL, "lrrrlll"};
     static const char *const head[] = {"  time", "MID", "ICID", "DCID", "hop", "from", "to domain"};
     size_t shown = 0;
@@ -664,12 +953,14 @@ static void audit_report_text_plains(struct audit_report_out *out, struct audit_
     for (int i = 0; i < 7; i++)
         audit_report_cell(&t, "%s", head[i]);
     audit_stats_spill_rewind(st, 'W');
-    while (audit_stats_spill_next(st, 'W', buf, sizeof(buf), f)) {
-        if (limit != 0 && shown >= limit)
-            continue;
-        audit_report_cell(&t, "  %s", audit_report_spill_time(f[1], tb, sizeof(tb)));
-        for (int i = 2; i < 8; i++)
-            audit_report_cell(&t, "%s", f[i][0] ? f[i] : "-");
+    while ((limit == 0 || shown < limit) && audit_stats_spill_read(st, 'W', &r)) {
+        audit_report_text_time(out, &t, r.time);
+        audit_report_text_id(&t, r.id[0], 0);
+        audit_report_text_id(&t, r.id[1], 1);
+        audit_report_text_id(&t, r.id[2], 1);
+        audit_report_cell(&t, "%s", r.what);
+        audit_report_text_str(&t, r.s[0]);
+        audit_report_text_str(&t, r.s[1]);
         shown++;
     }
     audit_report_table_print(out, &t);
@@ -717,24 +1008,39 @@ static void audit_report_text_all(struct audit_report_out *out, struct audit_sta
 
 /* ---- CSV ----------------------------------------------------------------- */
 
-/* S as a CSV field (quoted when needed), then SEP unless it is 0. */
-static void audit_report_csv_field(struct audit_report_out *out, const char *s, char sep)
+/* S[0..N) needs quotes in CSV: it holds a comma, a quote or a line end. */
+static int audit_report_csv_quoted(const char *s, size_t n)
 {
-    if (s == NULL)
-        s = "";
-    if (strpbrk(s, ",\"\r\n") != NULL) {
-        audit_report_c(out, '"');
-        for (; *s; s++) {
-            if (*s == '"')
-                audit_report_c(out, '"');
-            audit_report_c(out, *s);
-        }
-        audit_report_c(out, '"');
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if ((unsigned char)ch <= ',' && (ch == ',' || ch == '"' || ch == '\r' || ch == '\n'))
+            return 1;
+    }
+    return 0;
+}
+
+/* S[0..N) as a CSV field (quoted when needed, quotes doubled), then SEP
+ * unless it is 0. */
+static void audit_report_csv_fieldn(struct audit_report_out *out, const char *s, size_t n, char sep)
+{
+    if (!audit_report_csv_quoted(s, n)) {
+        audit_report_put(out, s, n);
     } else {
-        audit_report_s(out, s);
+        audit_report_c(out, '"');
+        for (const char *q; (q = memchr(s, '"', n)) != NULL; n -= (size_t)(q + 1 - s), s = q + 1) {
+            audit_report_put(out, s, (size_t)(q + 1 - s));
+            audit_report_c(out, '"');
+        }
+        audit_report_put(out, s, n);
+        audit_report_c(out, '"');
     }
     if (sep != 0)
         audit_report_c(out, sep);
+}
+
+static void audit_report_csv_field(struct audit_report_out *out, const char *s, char sep)
+{
+    audit_report_csv_fieldn(out, s != NULL ? s : "", s != NULL ? strlen(s) : 0, sep);
 }
 
 /* ",n,n,...\n" */
@@ -743,8 +1049,10 @@ static void audit_report_csv_counts(struct audit_report_out *out, const struct a
     uint64_t v[12] = {c->conns,    c->tls_ok,     c->tls_failed,    c->no_tls,
                       c->verified, c->unverified, c->verify_failed, c->req_failed,
                       c->msgs,     c->msgs_plain, c->weak_protocol, c->weak_cipher};
-    for (int i = 0; i < 12; i++)
-        audit_report_f(out, ",%llu", (unsigned long long)v[i]);
+    for (int i = 0; i < 12; i++) {
+        audit_report_c(out, ',');
+        audit_report_num(out, v[i]);
+    }
     audit_report_c(out, '\n');
 }
 
@@ -777,8 +1085,11 @@ static void audit_report_csv_table(struct audit_report_out *out, const struct au
         size_t n;
         uint32_t *v = audit_report_sorted(tb, dir, &n);
         for (size_t i = 0; v != NULL && i < n; i++) {
-            const struct audit_key *k = &tb->keys[v[i]];
-            audit_report_f(out, "%s,%s,", section, audit_report_dir_name(dir));
+            const struct audit_key *k = audit_report_row(tb, v, i, n, dir);
+            audit_report_s(out, section);
+            audit_report_c(out, ',');
+            audit_report_s(out, audit_report_dir_name(dir));
+            audit_report_c(out, ',');
             audit_report_csv_field(out, k->name, hosts ? ',' : 0);
             if (hosts)
                 audit_report_csv_field(out, k->host[dir], 0);
@@ -788,25 +1099,51 @@ static void audit_report_csv_table(struct audit_report_out *out, const struct au
     }
 }
 
+/* The time of a spilled record for CSV: empty when unknown. */
+static void audit_report_csv_time(struct audit_report_out *out, int64_t t)
+{
+    char b[32];
+    if (t != AUDIT_NO_TIME)
+        audit_report_put(out, b, audit_report_time(out, t, b));
+}
+
+/* An ID for CSV: empty when it is 0 and ZERO_UNKNOWN. */
+static void audit_report_csv_id(struct audit_report_out *out, uint64_t v, int zero_unknown)
+{
+    audit_report_c(out, ',');
+    if (v != 0 || !zero_unknown)
+        audit_report_num(out, v);
+}
+
 static void audit_report_csv_lists(struct audit_report_out *out, struct audit_stats *st)
 {
-    char buf[4096], tb[32], *f[AUDIT_SPILL_FIELDS];
+    struct audit_spill_rec r;
     audit_report_s(out, "\nsection,direction,time,id,ip,host,domain,policy,reason\n");
     audit_stats_spill_rewind(st, 'R');
-    while (audit_stats_spill_next(st, 'R', buf, sizeof(buf), f)) {
-        audit_report_f(out, "required_failure,%s,%s", f[1], audit_report_spill_time(f[2], tb, 32));
-        for (int i = 3; i < 9; i++) {
+    while (audit_stats_spill_read(st, 'R', &r)) {
+        audit_report_put(out, AUDIT_REPORT_LIT("required_failure,"));
+        audit_report_s(out, r.what);
+        audit_report_c(out, ',');
+        audit_report_csv_time(out, r.time);
+        audit_report_csv_id(out, r.id[0], 0);
+        for (int i = 0; i < 5; i++) {
             audit_report_c(out, ',');
-            audit_report_csv_field(out, f[i], i == 8 ? '\n' : 0);
+            audit_report_csv_fieldn(out, r.s[i].p, r.s[i].n, i == 4 ? '\n' : 0);
         }
     }
     audit_report_s(out, "\nsection,time,mid,icid,dcid,hop,from,to_domain\n");
     audit_stats_spill_rewind(st, 'W');
-    while (audit_stats_spill_next(st, 'W', buf, sizeof(buf), f)) {
-        audit_report_f(out, "without_tls,%s,%s,%s,%s,%s,", audit_report_spill_time(f[1], tb, 32),
-                       f[2], f[3], f[4], f[5]);
-        audit_report_csv_field(out, f[6], ',');
-        audit_report_csv_field(out, f[7], '\n');
+    while (audit_stats_spill_read(st, 'W', &r)) {
+        audit_report_put(out, AUDIT_REPORT_LIT("without_tls,"));
+        audit_report_csv_time(out, r.time);
+        audit_report_csv_id(out, r.id[0], 0);
+        audit_report_csv_id(out, r.id[1], 1);
+        audit_report_csv_id(out, r.id[2], 1);
+        audit_report_c(out, ',');
+        audit_report_s(out, r.what);
+        audit_report_c(out, ',');
+        audit_report_csv_fieldn(out, r.s[0].p, r.s[0].n, ',');
+        audit_report_csv_fieldn(out, r.s[1].p, r.s[1].n, '\n');
     }
 }
 
@@ -853,6 +1190,7 @@ void audit_report_json_str(FILE *f, const char *s, size_t n)
         return;
     out->f = f;
     out->n = 0;
+    out->day = INT64_MIN;
     audit_report_jstr(out, s, n);
     audit_report_flush(out);
     free(out);
@@ -861,10 +1199,6 @@ void audit_report_json_str(FILE *f, const char *s, size_t n)
 void audit_report_u64(FILE *f, uint64_t v)
 {
     char b[24];
-    int i = sizeof(b);
-    do {
-        b[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    fwrite_unlocked(b + i, 1, sizeof(b) - (size_t)i, f);
+    char *p = audit_report_dec(v, b + sizeof(b));
+    fwrite_unlocked(p, 1, (size_t)(b + sizeof(b) - p), f);
 }

@@ -5,21 +5,27 @@
  * totals per direction, per domain, per peer address, per protocol and
  * cipher, the hourly timeline and the TLS-RPT sessions.  The two lists that
  * grow with the input (messages without TLS, required-TLS failures) are
- * written to a temporary file and read back by the reports.
+ * written to temporary files (one per list) and read back by the reports.
  *
- * Spill records, one line each, tab-separated (tabs and newlines in values
- * become spaces; an empty field is an unknown value):
- *   W  time mid icid dcid hop from to_domain        (hop: inbound|outbound|both)
- *   R  direction time id ip host domain policy reason
+ * Spill records, binary, in log order: a fixed head (time, three IDs, a
+ * code, the lengths of the strings) then the bytes of the strings, as they
+ * were (the reader turns tabs and newlines into spaces; an empty string is
+ * an unknown value):
+ *   W  time mid icid dcid hop                 from to_domain
+ *   R  time id           direction            ip host domain policy reason
+ * They collect in a buffer written out in large writes, so a list costs a
+ * fixed amount of memory however long it grows.
  *
  * Must not: allocate per line (keys are interned once, in an arena), or
  * hold more than AUDIT_STATS_MAX_KEYS keys per table.
  */
 #include "audit.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define AUDIT_STATS_ARENA     (256 * 1024)
 #define AUDIT_STATS_MAX_HOURS (1u << 18) /* about 30 years of hours */
@@ -29,6 +35,9 @@
 struct audit_stats_block {
     struct audit_stats_block *next;
 };
+
+static int audit_stats_spill_open(struct audit_stats *st);
+static void audit_stats_spill_close(struct audit_stats *st);
 
 /* ---- interned strings ---------------------------------------------------- */
 
@@ -284,9 +293,7 @@ int audit_stats_init(struct audit_stats *st, const struct audit_filter *f)
     audit_stats_table_init(&st->protocols, 1000);
     audit_stats_table_init(&st->ciphers, 1000);
     audit_stats_table_init(&st->rpt, AUDIT_STATS_MAX_KEYS);
-    st->spill_w = tmpfile();
-    st->spill_r = tmpfile();
-    return st->spill_w != NULL && st->spill_r != NULL ? 0 : -1;
+    return audit_stats_spill_open(st);
 }
 
 void audit_stats_free(struct audit_stats *st)
@@ -297,10 +304,7 @@ void audit_stats_free(struct audit_stats *st)
     audit_stats_table_free(&st->ciphers);
     audit_stats_table_free(&st->rpt);
     free(st->hours);
-    if (st->spill_w != NULL)
-        fclose(st->spill_w);
-    if (st->spill_r != NULL)
-        fclose(st->spill_r);
+    audit_stats_spill_close(st);
     while (st->arenas != NULL) {
         struct audit_stats_block *b = st->arenas;
         st->arenas = b->next;
@@ -415,34 +419,110 @@ const char *audit_stats_result_type(const char *reason, int no_starttls, int ver
 
 /* ---- the spill file ------------------------------------------------------ */
 
-static void audit_stats_spill_field(FILE *f, const char *s)
+#define AUDIT_STATS_SPILL_BUF  (256 * 1024)
+#define AUDIT_STATS_SPILL_STR  1024 /* longest string kept (values are shorter) */
+#define AUDIT_STATS_SPILL_NSTR 5
+
+/* The head of a record; the bytes of its strings follow. */
+struct audit_stats_spill_head {
+    int64_t time;
+    uint64_t id[3];
+    uint16_t len[AUDIT_STATS_SPILL_NSTR];
+    uint8_t code; /* W: the hop (audit_stats_hops), R: the direction */
+    uint8_t pad[5];
+};
+
+#define AUDIT_STATS_SPILL_MAX                                                                      \
+    (sizeof(struct audit_stats_spill_head) + AUDIT_STATS_SPILL_NSTR * AUDIT_STATS_SPILL_STR)
+
+/* One list: while written, BUF collects the records not yet in FILE; once
+ * rewound, it holds a window of FILE from which records are read. */
+struct audit_spill {
+    FILE *file;
+    uint64_t size; /* bytes in FILE */
+    uint64_t off;  /* reading: the offset in FILE of BUF[N] */
+    size_t n, at;  /* bytes in BUF; reading: where the next record starts */
+    int reading;
+    char buf[AUDIT_STATS_SPILL_BUF];
+};
+
+static const char *const audit_stats_hops[] = {"inbound", "outbound", "both"};
+
+static int audit_stats_spill_open(struct audit_stats *st)
 {
-    fputc_unlocked('\t', f);
-    while (s != NULL && *s != '\0') {
-        size_t run = strcspn(s, "\t\n\r");
-        fwrite_unlocked(s, 1, run, f);
-        s += run;
-        if (*s != '\0') {
-            fputc_unlocked(' ', f);
-            s++;
-        }
+    for (int i = 0; i < 2; i++) {
+        struct audit_spill *s = malloc(sizeof(*s));
+        if (s == NULL)
+            return -1;
+        memset(s, 0, offsetof(struct audit_spill, buf));
+        st->spill[i] = s;
+        s->file = tmpfile();
+        if (s->file == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void audit_stats_spill_close(struct audit_stats *st)
+{
+    for (int i = 0; i < 2; i++) {
+        if (st->spill[i] != NULL && st->spill[i]->file != NULL)
+            fclose(st->spill[i]->file);
+        free(st->spill[i]);
+        st->spill[i] = NULL;
     }
 }
 
-static void audit_stats_spill_num(FILE *f, uint64_t v, int known)
+static struct audit_spill *audit_stats_spill(struct audit_stats *st, char kind)
 {
-    fputc_unlocked('\t', f);
-    if (known)
-        audit_report_u64(f, v);
+    return st->spill[kind == 'R'];
 }
 
-static void audit_stats_spill_time(FILE *f, int64_t t)
+/* Appends the buffered records to the file, all or none (a list that meets
+ * a full disk loses records, never its order or framing). */
+static void audit_stats_spill_flush(struct audit_spill *s)
 {
-    fputc_unlocked('\t', f);
-    if (t != AUDIT_NO_TIME && t >= 0)
-        audit_report_u64(f, (uint64_t)t);
-    else if (t != AUDIT_NO_TIME)
-        fprintf(f, "%lld", (long long)t);
+    int fd = fileno(s->file);
+    size_t done = 0;
+    while (done < s->n) {
+        ssize_t r = pwrite(fd, s->buf + done, s->n - done, (off_t)(s->size + done));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        done += (size_t)r;
+    }
+    if (done == s->n)
+        s->size += done;
+    s->n = 0;
+}
+
+/* Appends a record: H, then the strings STR[0..NSTR). */
+static void audit_stats_spill_put(struct audit_spill *s, struct audit_stats_spill_head *h,
+                                  const struct audit_str *str, int nstr)
+{
+    if (s->reading) {
+        s->reading = 0;
+        s->n = 0;
+    }
+    if (s->n + AUDIT_STATS_SPILL_MAX > sizeof(s->buf))
+        audit_stats_spill_flush(s);
+    char *rec = s->buf + s->n, *at = rec + sizeof(*h);
+    for (int i = 0; i < AUDIT_STATS_SPILL_NSTR; i++) {
+        uint32_t n = i < nstr ? str[i].n : 0;
+        h->len[i] = (uint16_t)(n < AUDIT_STATS_SPILL_STR ? n : AUDIT_STATS_SPILL_STR);
+        if (h->len[i] > 0)
+            memcpy(at, str[i].p, h->len[i]);
+        at += h->len[i];
+    }
+    memcpy(rec, h, sizeof(*h));
+    s->n += (size_t)(at - rec);
+}
+
+static struct audit_str audit_stats_spill_s(const char *s)
+{
+    struct audit_str v = {s, (uint32_t)strlen(s)};
+    return v;
 }
 
 static const char *audit_stats_name(const struct audit_table *t, uint32_t key)
@@ -452,28 +532,156 @@ static const char *audit_stats_name(const struct audit_table *t, uint32_t key)
 
 int audit_stats_spill_rewind(struct audit_stats *st, char kind)
 {
-    FILE *f = kind == 'R' ? st->spill_r : st->spill_w;
-    fflush(f);
-    return fseek(f, 0, SEEK_SET);
+    struct audit_spill *s = audit_stats_spill(st, kind);
+    if (!s->reading)
+        audit_stats_spill_flush(s);
+    s->reading = 1;
+    s->n = s->at = 0;
+    s->off = 0;
+    return 0;
+}
+
+/* Moves what is left of the window to the front of BUF and reads more. */
+static void audit_stats_spill_refill(struct audit_spill *s)
+{
+    int fd = fileno(s->file);
+    memmove(s->buf, s->buf + s->at, s->n - s->at);
+    s->n -= s->at;
+    s->at = 0;
+    while (s->n < sizeof(s->buf) && s->off < s->size) {
+        size_t want = sizeof(s->buf) - s->n;
+        if (want > s->size - s->off)
+            want = (size_t)(s->size - s->off);
+        ssize_t r = pread(fd, s->buf + s->n, want, (off_t)s->off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            s->size = s->off; /* unreadable: the list ends here */
+            break;
+        }
+        s->n += (size_t)r;
+        s->off += (uint64_t)r;
+    }
+}
+
+/* The size of the next record once it is whole in the window; 0 at the end. */
+static size_t audit_stats_spill_whole(struct audit_spill *s, struct audit_stats_spill_head *h)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        size_t left = s->n - s->at;
+        if (left >= sizeof(*h)) {
+            memcpy(h, s->buf + s->at, sizeof(*h));
+            size_t need = sizeof(*h);
+            for (int i = 0; i < AUDIT_STATS_SPILL_NSTR; i++)
+                need += h->len[i];
+            if (left >= need)
+                return need;
+        }
+        if (pass == 0)
+            audit_stats_spill_refill(s);
+    }
+    return 0;
+}
+
+/* Tabs, newlines and carriage returns in a value read as spaces (skipped
+ * eight bytes at a time up to the first byte below 0x20). */
+static void audit_stats_spill_blank(char *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof(w));
+        if (((w - 0x20 * ones) & ~w & high) != 0)
+            break;
+    }
+    for (; i < n; i++) {
+        if (p[i] == '\t' || p[i] == '\n' || p[i] == '\r')
+            p[i] = ' ';
+    }
+}
+
+int audit_stats_spill_read(struct audit_stats *st, char kind, struct audit_spill_rec *r)
+{
+    struct audit_spill *s = audit_stats_spill(st, kind);
+    struct audit_stats_spill_head h;
+    size_t size = s->reading ? audit_stats_spill_whole(s, &h) : 0;
+    if (size == 0)
+        return 0;
+    char *at = s->buf + s->at + sizeof(h);
+    r->time = h.time;
+    memcpy(r->id, h.id, sizeof(r->id));
+    r->what = kind == 'R' ? (h.code == AUDIT_IN ? "inbound" : "outbound")
+                          : audit_stats_hops[h.code < 3 ? h.code : 0];
+    for (int i = 0; i < AUDIT_STATS_SPILL_NSTR; i++) {
+        r->s[i].p = at;
+        r->s[i].n = h.len[i];
+        audit_stats_spill_blank(at, h.len[i]);
+        at += h.len[i];
+    }
+    s->at += size;
+    return 1;
+}
+
+/* Text fields for audit_stats_spill_next: each value NUL-terminated in
+ * BUF, cut when BUF is full. */
+struct audit_stats_fields {
+    char *at, *end;
+    char **f;
+    int n;
+};
+
+static void audit_stats_field(struct audit_stats_fields *x, const char *s, size_t n)
+{
+    size_t room = (size_t)(x->end - x->at);
+    if (room == 0) {
+        x->f[x->n++] = x->end - 1; /* the NUL of the last field */
+        return;
+    }
+    n = n < room - 1 ? n : room - 1;
+    memcpy(x->at, s, n);
+    x->at[n] = '\0';
+    x->f[x->n++] = x->at;
+    x->at += n + 1;
+}
+
+static void audit_stats_field_num(struct audit_stats_fields *x, uint64_t v, int known)
+{
+    char b[24];
+    size_t i = sizeof(b);
+    do {
+        b[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    audit_stats_field(x, b + i, known ? sizeof(b) - i : 0);
+}
+
+static void audit_stats_field_time(struct audit_stats_fields *x, int64_t t)
+{
+    char b[24];
+    int n = t != AUDIT_NO_TIME ? snprintf(b, sizeof(b), "%lld", (long long)t) : 0;
+    audit_stats_field(x, b, n > 0 ? (size_t)n : 0);
 }
 
 int audit_stats_spill_next(struct audit_stats *st, char kind, char *buf, size_t len, char **fields)
 {
-    FILE *f = kind == 'R' ? st->spill_r : st->spill_w;
-    int want = kind == 'R' ? 9 : 8;
-    while (fgets_unlocked(buf, (int)len, f) != NULL) {
-        buf[strcspn(buf, "\n")] = '\0';
-        int n = 0;
-        for (char *p = buf; p != NULL && n < AUDIT_SPILL_FIELDS; n++) {
-            fields[n] = p;
-            p = strchr(p, '\t');
-            if (p != NULL)
-                *p++ = '\0';
-        }
-        if (buf[0] == kind && n == want)
-            return 1;
+    struct audit_spill_rec r;
+    struct audit_stats_fields x = {buf, buf + len, fields, 0};
+    if (len == 0 || !audit_stats_spill_read(st, kind, &r))
+        return 0;
+    audit_stats_field(&x, kind == 'R' ? "R" : "W", 1);
+    if (kind == 'R')
+        audit_stats_field(&x, r.what, strlen(r.what));
+    audit_stats_field_time(&x, r.time);
+    audit_stats_field_num(&x, r.id[0], 1);
+    if (kind != 'R') {
+        audit_stats_field_num(&x, r.id[1], r.id[1] != 0);
+        audit_stats_field_num(&x, r.id[2], r.id[2] != 0);
+        audit_stats_field(&x, r.what, strlen(r.what));
     }
-    return 0;
+    for (int i = 0; i < (kind == 'R' ? 5 : 2); i++)
+        audit_stats_field(&x, r.s[i].p, r.s[i].n);
+    return 1;
 }
 
 /* ---- the timeline -------------------------------------------------------- */
@@ -543,17 +751,13 @@ static void audit_stats_count_conn(struct audit_count *k, const struct audit_con
 
 static void audit_stats_spill_reqfail(struct audit_stats *st, const struct audit_conn *c)
 {
-    FILE *f = st->spill_r;
-    fputc_unlocked('R', f);
-    audit_stats_spill_field(f, c->dir == AUDIT_IN ? "inbound" : "outbound");
-    audit_stats_spill_time(f, c->t_fail != AUDIT_NO_TIME ? c->t_fail : c->t_open);
-    audit_stats_spill_num(f, c->node.key, 1);
-    audit_stats_spill_field(f, c->ip);
-    audit_stats_spill_field(f, c->host);
-    audit_stats_spill_field(f, audit_stats_name(&st->domains, c->domain));
-    audit_stats_spill_field(f, c->policy[0] ? c->policy : "required");
-    audit_stats_spill_field(f, c->reason);
-    fputc_unlocked('\n', f);
+    struct audit_stats_spill_head h = {
+        c->t_fail != AUDIT_NO_TIME ? c->t_fail : c->t_open, {c->node.key, 0, 0}, {0}, c->dir, {0}};
+    struct audit_str str[AUDIT_STATS_SPILL_NSTR] = {
+        audit_stats_spill_s(c->ip), audit_stats_spill_s(c->host),
+        audit_stats_spill_s(audit_stats_name(&st->domains, c->domain)),
+        audit_stats_spill_s(c->policy[0] ? c->policy : "required"), audit_stats_spill_s(c->reason)};
+    audit_stats_spill_put(st->spill[1], &h, str, AUDIT_STATS_SPILL_NSTR);
     st->nreq++;
 }
 
@@ -688,16 +892,11 @@ static struct audit_count *audit_stats_ip_count(struct audit_stats *st, uint32_t
 static void audit_stats_spill_plain(struct audit_stats *st, int64_t t, const struct audit_msg *m,
                                     uint64_t mid, uint64_t dcid, const char *hop, uint32_t domain)
 {
-    FILE *f = st->spill_w;
-    fputc_unlocked('W', f);
-    audit_stats_spill_time(f, t);
-    audit_stats_spill_num(f, mid, 1);
-    audit_stats_spill_num(f, m != NULL ? m->icid : 0, m != NULL && m->icid != 0);
-    audit_stats_spill_num(f, dcid, dcid != 0);
-    audit_stats_spill_field(f, hop);
-    audit_stats_spill_field(f, m != NULL ? m->from : "");
-    audit_stats_spill_field(f, audit_stats_name(&st->domains, domain));
-    fputc_unlocked('\n', f);
+    uint8_t code = hop[0] == 'b' ? 2 : hop[0] == 'o' ? 1 : 0; /* audit_stats_hops */
+    struct audit_stats_spill_head h = {t, {mid, m != NULL ? m->icid : 0, dcid}, {0}, code, {0}};
+    struct audit_str str[2] = {audit_stats_spill_s(m != NULL ? m->from : ""),
+                               audit_stats_spill_s(audit_stats_name(&st->domains, domain))};
+    audit_stats_spill_put(st->spill[0], &h, str, 2);
     st->nplain++;
 }
 
