@@ -291,10 +291,10 @@ uint32_t audit_stats_key_hashed(struct audit_stats *st, struct audit_table *t, c
                                 size_t n, int fold, uint32_t hash);
 /* The hash of a name (of its lower-case form when FOLD). */
 uint32_t audit_stats_hash(const char *s, size_t n, int fold);
-/* Hints that the slot of HASH in T, or key K's counters, will be used soon
+/* Hints that the slot of HASH in T, or key K's counters of DIR, will be used soon
  * (the join looks a few events ahead: random addresses miss the caches). */
 void audit_stats_prefetch_slot(const struct audit_table *t, uint32_t hash);
-void audit_stats_prefetch_key(const struct audit_table *t, uint32_t k);
+void audit_stats_prefetch_key(const struct audit_table *t, uint32_t k, int dir);
 
 /* The domain part of an address: "user@Example.ORG>" -> "Example.ORG"
  * (empty when there is no '@'). */

@@ -118,19 +118,27 @@ static void audit_join_age_push(struct audit_pool *p, struct audit_node *n)
         p->tail = i;
 }
 
+/* The entry for KEY, or NULL. */
+static inline struct audit_node *audit_join_lookup(struct audit_pool *p, uint64_t key)
+{
+    for (uint32_t i = p->buckets[audit_join_slot(p, key)]; i != 0;) {
+        struct audit_node *n = audit_join_at(p, i);
+        if (n->key == key)
+            return n;
+        i = n->hnext;
+    }
+    return NULL;
+}
+
+/* The same, remembered: the next events are likely about it too. */
 static inline struct audit_node *audit_join_find(struct audit_pool *p, uint64_t key)
 {
     if (p->last != 0 && audit_join_at(p, p->last)->key == key)
         return audit_join_at(p, p->last);
-    for (uint32_t i = p->buckets[audit_join_slot(p, key)]; i != 0;) {
-        struct audit_node *n = audit_join_at(p, i);
-        if (n->key == key) {
-            p->last = i;
-            return n;
-        }
-        i = n->hnext;
-    }
-    return NULL;
+    struct audit_node *n = audit_join_lookup(p, key);
+    if (n != NULL)
+        p->last = audit_join_index(p, n);
+    return n;
 }
 
 static void audit_join_unhash(struct audit_pool *p, struct audit_node *n)
@@ -611,12 +619,24 @@ static void audit_join_prefetch(struct audit_join *j, const struct audit_event *
         audit_stats_prefetch_slot(&st->domains, ev->h_addr_domain);
         break;
     case AUDIT_EV_CLOSE:
-        if ((n = audit_join_find(j->conns[ev->dir], ev->id)) != NULL)
-            audit_stats_prefetch_key(&st->ips, ((const struct audit_conn *)n)->ip_key);
+        if ((n = audit_join_lookup(j->conns[ev->dir], ev->id)) != NULL) {
+            const struct audit_conn *c = (const struct audit_conn *)n;
+            audit_stats_prefetch_key(&st->ips, c->ip_key, ev->dir);
+            audit_stats_prefetch_key(&st->domains, c->domain, ev->dir);
+            audit_stats_prefetch_key(&st->protocols, c->protocol, ev->dir);
+            audit_stats_prefetch_key(&st->ciphers, c->cipher, ev->dir);
+        }
         break;
     case AUDIT_EV_MID_DONE:
-        if ((n = audit_join_find(j->msgs, ev->mid)) != NULL)
-            audit_stats_prefetch_key(&st->ips, ((const struct audit_msg *)n)->ip);
+        if ((n = audit_join_lookup(j->msgs, ev->mid)) != NULL) {
+            const struct audit_msg *m = (const struct audit_msg *)n;
+            audit_stats_prefetch_key(&st->ips, m->ip, AUDIT_IN);
+            audit_stats_prefetch_key(&st->domains, m->from_domain, AUDIT_IN);
+        }
+        break;
+    case AUDIT_EV_DELIVERED:
+        if ((n = audit_join_lookup(j->conns[AUDIT_OUT], ev->id)) != NULL)
+            audit_stats_prefetch_key(&st->ips, ((const struct audit_conn *)n)->ip_key, AUDIT_OUT);
         break;
     default:
         break;

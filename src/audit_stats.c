@@ -73,22 +73,39 @@ static uint64_t audit_stats_lower8(uint64_t w, uint64_t lower)
     return w | ((upper >> 2) & lower);
 }
 
-/* Eight bytes a step (a name is hashed once per event, in the parsing
- * threads, and the join's tables only need a good spread). */
+/* The N (1..7) bytes at S in one word, in at most three loads. */
+static uint64_t audit_stats_tail(const char *s, size_t n)
+{
+    uint32_t a, b;
+    if (n >= 4) {
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        return (uint64_t)a | (uint64_t)b << 32;
+    }
+    return (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[n / 2] << 8 |
+           (uint64_t)(unsigned char)s[n - 1] << 16;
+}
+
+/* Eight bytes a step, the last step overlapping (a name is hashed once per
+ * event, in the parsing threads, and the join's tables only need a good
+ * spread; the length is mixed in, so overlapping bytes cannot collide
+ * names of different lengths). */
 uint32_t audit_stats_hash(const char *s, size_t n, int fold)
 {
     const uint64_t mul = 0x9e3779b97f4a7c15ull;
+    const size_t len = n;
     uint64_t lower = fold ? 0x2020202020202020ull : 0;
     uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)n, w;
-    for (; n >= 8; s += 8, n -= 8) {
+    for (; n > 8; s += 8, n -= 8) {
         memcpy(&w, s, sizeof(w));
         h = (h ^ audit_stats_lower8(w, lower)) * mul;
         h ^= h >> 29;
     }
-    if (n > 0) {
-        w = 0;
-        for (size_t i = 0; i < n; i++)
-            w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+    if (n > 0) { /* the last 1..8 bytes */
+        if (len >= 8)
+            memcpy(&w, s + n - 8, sizeof(w));
+        else
+            w = audit_stats_tail(s, n);
         h = (h ^ audit_stats_lower8(w, lower)) * mul;
         h ^= h >> 29;
     }
@@ -174,10 +191,16 @@ void audit_stats_prefetch_slot(const struct audit_table *t, uint32_t hash)
         __builtin_prefetch(&t->slots[hash & (t->nslots - 1)]);
 }
 
-void audit_stats_prefetch_key(const struct audit_table *t, uint32_t k)
+void audit_stats_prefetch_key(const struct audit_table *t, uint32_t k, int dir)
 {
-    if (k < t->n)
-        __builtin_prefetch(&t->keys[k].c, 1);
+    if (k >= t->n)
+        return;
+    const struct audit_key *key = &t->keys[k];
+    const char *c = (const char *)&key->c[dir];
+    __builtin_prefetch(&key->host[dir]);
+    __builtin_prefetch(c, 1);
+    __builtin_prefetch(c + 64, 1);
+    __builtin_prefetch(c + sizeof(key->c[dir]) - 1, 1);
 }
 
 /* K is NAME (whose upper-case letters count as lower-case when FOLD: keys
