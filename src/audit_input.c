@@ -37,6 +37,7 @@
 #define AUDIT_INPUT_HEAD    (64u << 10) /* probed to order a rotated set */
 #define AUDIT_INPUT_LINE    8192        /* longer lines are cut (an ESA line is < 8 KiB) */
 #define AUDIT_INPUT_WORKERS 4
+#define AUDIT_INPUT_SPARE   4   /* batches beyond one per parser: none waits for a slow one */
 #define AUDIT_INPUT_WAIT    2.0 /* seconds before a progress line appears */
 #define AUDIT_INPUT_REDRAW  0.5
 
@@ -300,7 +301,7 @@ static void audit_input_progress_end(struct audit_input_progress *pg)
  * a batch into events and mark it ready; the calling thread joins the ready
  * batches strictly in order -- the join's state stays in one CPU's cache --
  * and parses a batch itself while the next one is not ready.  At most
- * parsers + 2 batches are in memory.  A regular file is mapped and cut by
+ * parsers + AUDIT_INPUT_SPARE batches are in memory.  A regular file is mapped and cut by
  * offsets: batch k holds the lines that start in [k * B, (k + 1) * B).  A
  * pipe (gzip, standard input) is read in order under the lock, the partial
  * last line carried to the next batch.
@@ -314,6 +315,13 @@ struct audit_input_batch {
     uint64_t lines, bytes;
     uint64_t unused; /* events the join has no use for (not handed over) */
     struct audit_parse_ctx ctx;
+    /* The last event packed: a "Delivery start" is taken back when the
+     * "Message done" of the same delivery follows it at once (the join
+     * would do nothing with it that the "Message done" does not do). */
+    size_t last_at;
+    enum audit_ev last_kind;
+    uint64_t last_id, last_mid;
+    uint32_t last_rid;
 };
 
 enum { AUDIT_INPUT_FREE, AUDIT_INPUT_BUSY, AUDIT_INPUT_READY };
@@ -341,7 +349,7 @@ struct audit_input_run {
     char *carry; /* a pipe: the partial line after the last batch */
     size_t carry_len;
     int skip; /* a pipe: the rest of an overlong line is still to come */
-    struct audit_input_slot slots[AUDIT_INPUT_WORKERS + 1];
+    struct audit_input_slot slots[AUDIT_INPUT_WORKERS + AUDIT_INPUT_SPARE];
     int nslots;
     pthread_mutex_t lock;
     pthread_cond_t turn; /* a slot changed state */
@@ -375,6 +383,17 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
         b->rec = rec;
         b->reccap = cap;
     }
+    if (ev->kind == AUDIT_EV_DELIVERED && b->nev > 0 && b->last_kind == AUDIT_EV_DELIVERY &&
+        b->last_id == ev->id && b->last_mid == ev->mid && b->last_rid == ev->rid) {
+        b->reclen = b->last_at;
+        b->nev--;
+        b->unused++;
+    }
+    b->last_at = b->reclen;
+    b->last_kind = ev->kind;
+    b->last_id = ev->id;
+    b->last_mid = ev->mid;
+    b->last_rid = ev->rid;
     b->reclen += audit_join_pack(b->rec + b->reclen, ev);
     b->nev++;
     return 0;
@@ -637,7 +656,7 @@ static void audit_input_run_all(struct audit_input_run *r)
 {
     pthread_t t[AUDIT_INPUT_WORKERS];
     int n = audit_input_parsers(r), started = 0;
-    r->nslots = n + 2;
+    r->nslots = n + AUDIT_INPUT_SPARE;
     for (int i = 0; i < r->nslots; i++)
         r->slots[i].b.ctx = r->in->ctx;
     for (int i = 0; i < n; i++) {
