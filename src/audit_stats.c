@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define AUDIT_STATS_ARENA     (256 * 1024)
@@ -131,16 +132,45 @@ static void audit_stats_slot_put(struct audit_slot *slots, uint32_t mask,
     slots[i] = *from;
 }
 
+/* Tables of 2 MiB and more (the address table of a big log: it is read at
+ * random, once per connection and message) are mapped on their own and
+ * asked for huge pages, so that its lookups do not each miss the TLB.
+ * Zeroed memory; NULL when out of memory. */
+#define AUDIT_STATS_HUGE ((size_t)2 << 20)
+
+static void *audit_stats_mem(size_t size)
+{
+    if (size < AUDIT_STATS_HUGE)
+        return calloc(1, size);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+static void audit_stats_mem_free(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    if (size < AUDIT_STATS_HUGE)
+        free(p);
+    else
+        munmap(p, size);
+}
+
 static int audit_stats_rehash(struct audit_table *t, uint32_t ns)
 {
-    struct audit_slot *s = calloc(ns, sizeof(*s));
+    struct audit_slot *s = audit_stats_mem((size_t)ns * sizeof(*s));
     if (s == NULL)
         return -1;
     for (uint32_t i = 0; i < t->nslots; i++) {
         if (t->slots[i].key != 0)
             audit_stats_slot_put(s, ns - 1, &t->slots[i]);
     }
-    free(t->slots);
+    audit_stats_mem_free(t->slots, (size_t)t->nslots * sizeof(*s));
     t->slots = s;
     t->nslots = ns;
     t->last = 0; /* slots moved */
@@ -152,9 +182,12 @@ static int audit_stats_table_grow(struct audit_table *t)
 {
     if (t->n == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
-        struct audit_key *k = realloc(t->keys, (size_t)cap * sizeof(*k));
+        struct audit_key *k = audit_stats_mem((size_t)cap * sizeof(*k));
         if (k == NULL)
             return -1;
+        if (t->n > 0)
+            memcpy(k, t->keys, (size_t)t->n * sizeof(*k));
+        audit_stats_mem_free(t->keys, (size_t)t->cap * sizeof(*k));
         t->keys = k;
         t->cap = cap;
     }
@@ -299,8 +332,8 @@ struct audit_str audit_stats_addr_domain(const char *addr, size_t n)
 
 static void audit_stats_table_free(struct audit_table *t)
 {
-    free(t->keys);
-    free(t->slots);
+    audit_stats_mem_free(t->keys, (size_t)t->cap * sizeof(*t->keys));
+    audit_stats_mem_free(t->slots, (size_t)t->nslots * sizeof(*t->slots));
     memset(t, 0, sizeof(*t));
 }
 
