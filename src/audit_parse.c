@@ -49,14 +49,85 @@ const char *audit_parse_kind_name(enum audit_ev kind)
 
 /* ---- cursor helpers ---------------------------------------------------- */
 
-static size_t audit_parse_left(const struct audit_parse_cur *c)
+/* The helpers are called with constant strings and lengths: inlined, a
+ * literal compare becomes a few integer compares. */
+#if defined(__GNUC__)
+#define AUDIT_PARSE_INLINE static inline __attribute__((always_inline))
+#else
+#define AUDIT_PARSE_INLINE static inline
+#endif
+
+/* Words of eight bytes searched at once for a byte (little-endian GCC and
+ * clang; a byte loop elsewhere). */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define AUDIT_PARSE_SWAR 1
+#endif
+
+AUDIT_PARSE_INLINE size_t audit_parse_left(const struct audit_parse_cur *c)
 {
     return (size_t)(c->e - c->p);
 }
 
-static int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
+AUDIT_PARSE_INLINE uint64_t audit_parse_load8(const char *p)
 {
-    if (audit_parse_left(c) < n || memcmp(c->p, s, n) != 0)
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* The first CH in [P, E), or E. */
+AUDIT_PARSE_INLINE const char *audit_parse_chr(const char *p, const char *e, char ch)
+{
+#if defined(AUDIT_PARSE_SWAR)
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    for (; e - p >= 8; p += 8) {
+        uint64_t x = audit_parse_load8(p) ^ (ones * (unsigned char)ch);
+        uint64_t zero = (x - ones) & ~x & highs; /* the lowest bit marks the first CH */
+        if (zero != 0)
+            return p + __builtin_ctzll(zero) / 8;
+    }
+#endif
+    while (p < e && *p != ch)
+        p++;
+    return p;
+}
+
+AUDIT_PARSE_INLINE uint32_t audit_parse_load4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+AUDIT_PARSE_INLINE uint16_t audit_parse_load2(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* P[0..N) == S[0..N), in overlapping loads of 8, 4 or 2 bytes. */
+AUDIT_PARSE_INLINE int audit_parse_same(const char *p, const char *s, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            if (audit_parse_load8(p + i) != audit_parse_load8(s + i))
+                return 0;
+        }
+        return audit_parse_load8(p + n - 8) == audit_parse_load8(s + n - 8);
+    }
+    if (n >= 4)
+        return audit_parse_load4(p) == audit_parse_load4(s) &&
+               audit_parse_load4(p + n - 4) == audit_parse_load4(s + n - 4);
+    if (n >= 2)
+        return audit_parse_load2(p) == audit_parse_load2(s) &&
+               audit_parse_load2(p + n - 2) == audit_parse_load2(s + n - 2);
+    return n == 0 || *p == *s;
+}
+
+AUDIT_PARSE_INLINE int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
+{
+    if (audit_parse_left(c) < n || !audit_parse_same(c->p, s, n))
         return 0;
     c->p += n;
     return 1;
@@ -64,18 +135,43 @@ static int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
 
 #define AUDIT_PARSE_LIT(c, s) audit_parse_lit((c), (s), sizeof(s) - 1)
 
-static int audit_parse_digit(char ch)
+AUDIT_PARSE_INLINE int audit_parse_digit(char ch)
 {
     return ch >= '0' && ch <= '9';
 }
 
+/* The value of the digits in the low K (1..8) bytes of X ('0' already
+ * subtracted from each), the first digit in the lowest byte. */
+AUDIT_PARSE_INLINE uint64_t audit_parse_digits8(uint64_t x, unsigned k)
+{
+    x <<= 8 * (8 - k); /* leading zeros in front */
+    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffu;
+    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffu;
+    return (x * 10000 + (x >> 32)) & 0xffffffffu;
+}
+
 /* One to 19 digits. */
-static int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
+AUDIT_PARSE_INLINE int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
 {
     const char *start = c->p, *p = c->p;
     const char *end = c->e - p > 19 ? p + 19 : c->e;
     uint64_t x = 0;
 
+#if defined(AUDIT_PARSE_SWAR)
+    if (end - p >= 8) { /* numbers of up to seven digits at once */
+        const uint64_t zeros = 0x3030303030303030u, highs = 0xf0f0f0f0f0f0f0f0u;
+        uint64_t w = audit_parse_load8(p);
+        /* Zero bytes for the digits: high nibble 3, and still 3 after +6. */
+        uint64_t other =
+            ((w & highs) | (((w + 0x0606060606060606u) & highs) >> 4)) ^ 0x3333333333333333u;
+        if (other != 0) {
+            unsigned k = (unsigned)__builtin_ctzll(other) / 8;
+            c->p = p + k;
+            *v = k > 0 ? audit_parse_digits8(w - zeros, k) : 0;
+            return k > 0;
+        }
+    }
+#endif
     /* Locals, not C: the compiler keeps them in registers. */
     while (p < end && audit_parse_digit(*p))
         x = x * 10 + (uint64_t)(*p++ - '0');
@@ -84,24 +180,23 @@ static int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
     return p > start;
 }
 
-static void audit_parse_spaces(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE void audit_parse_spaces(struct audit_parse_cur *c)
 {
     while (c->p < c->e && *c->p == ' ')
         c->p++;
 }
 
-static struct audit_str audit_parse_slice(const char *a, const char *b)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_slice(const char *a, const char *b)
 {
     struct audit_str s = {a, (uint32_t)(b - a)};
     return s;
 }
 
 /* Up to the next space (or the end); the cursor stays on the space. */
-static struct audit_str audit_parse_word(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_word(struct audit_parse_cur *c)
 {
     const char *start = c->p;
-    const char *sp = memchr(c->p, ' ', audit_parse_left(c));
-    c->p = sp != NULL ? sp : c->e;
+    c->p = audit_parse_chr(c->p, c->e, ' ');
     return audit_parse_slice(start, c->p);
 }
 
@@ -116,9 +211,18 @@ static struct audit_str audit_parse_rest(struct audit_parse_cur *c)
     return audit_parse_slice(start, end);
 }
 
-static const char *audit_parse_find(const struct audit_parse_cur *c, const char *s, size_t n)
+/* The first S[0..N) at or after the cursor, or NULL. */
+AUDIT_PARSE_INLINE const char *audit_parse_find(const struct audit_parse_cur *c, const char *s,
+                                                size_t n)
 {
-    return memmem(c->p, audit_parse_left(c), s, n);
+    if (audit_parse_left(c) < n)
+        return NULL;
+    const char *last = c->e - n + 1; /* candidates start before LAST */
+    for (const char *p = c->p; (p = audit_parse_chr(p, last, s[0])) < last; p++) {
+        if (audit_parse_same(p + 1, s + 1, n - 1))
+            return p;
+    }
+    return NULL;
 }
 
 /* The text before S, leaving the cursor after S; 0 if S is not there. */
@@ -140,8 +244,8 @@ static struct audit_str audit_parse_addr(struct audit_parse_cur *c)
 {
     audit_parse_spaces(c);
     if (c->p < c->e && *c->p == '<') {
-        const char *end = memchr(c->p, '>', audit_parse_left(c));
-        if (end != NULL) {
+        const char *end = audit_parse_chr(c->p, c->e, '>');
+        if (end < c->e) {
             struct audit_str s = audit_parse_slice(c->p + 1, end);
             c->p = end + 1;
             return s;
@@ -406,28 +510,17 @@ static int audit_parse_head_slow(struct audit_parse_cur *c, const struct audit_p
 }
 
 /* The shape of the fixed-width ESA stamp "Www Mmm dd HH:MM:SS YYYY ". */
-static int audit_parse_ctime_shape(const char *s, size_t len)
+AUDIT_PARSE_INLINE int audit_parse_ctime_shape(const char *s, size_t len)
 {
-    return len >= 25 && s[3] == ' ' && s[7] == ' ' && s[10] == ' ' && s[13] == ':' &&
-           s[16] == ':' && s[19] == ' ' && s[24] == ' ';
+    /* All seven compared (no early exit): the common line has them all. */
+    return len >= 25 && ((s[3] == ' ') & (s[7] == ' ') & (s[10] == ' ') & (s[13] == ':') &
+                         (s[16] == ':') & (s[19] == ' ') & (s[24] == ' '));
 }
 
-/* Sets *T and *LEVEL and leaves C at the message text; 0 if the line has
- * no level word where one belongs.  The common ESA stamp is only checked
- * for its shape and left in *LAZY (*T stays unknown): its value is computed
- * for the lines that matter. */
-static int audit_parse_head(struct audit_parse_cur *c, const struct audit_parse_ctx *ctx,
-                            int64_t *t, char *level, const char **lazy)
+/* audit_parse_head for the lines that are not the common ESA Info line. */
+static int audit_parse_head_other(struct audit_parse_cur *c, const struct audit_parse_ctx *ctx,
+                                  int64_t *t, char *level, const char **lazy)
 {
-    *t = AUDIT_NO_TIME;
-    *lazy = NULL;
-    if (audit_parse_ctime_shape(c->p, audit_parse_left(c)) && audit_parse_left(c) > 31 &&
-        memcmp(c->p + 25, "Info: ", 6) == 0) { /* the common case, inline */
-        *level = 'I';
-        *lazy = c->p;
-        c->p += 31;
-        return 1;
-    }
     if (audit_parse_ctime_shape(c->p, audit_parse_left(c))) {
         struct audit_parse_cur fast = {c->p + 25, c->e};
         if (audit_parse_level(&fast, level)) {
@@ -437,6 +530,26 @@ static int audit_parse_head(struct audit_parse_cur *c, const struct audit_parse_
         }
     }
     return audit_parse_head_slow(c, ctx, t, level);
+}
+
+/* Sets *T and *LEVEL and leaves C at the message text; 0 if the line has
+ * no level word where one belongs.  The common ESA stamp is only checked
+ * for its shape and left in *LAZY (*T stays unknown): its value is computed
+ * for the lines that matter. */
+AUDIT_PARSE_INLINE int audit_parse_head(struct audit_parse_cur *c,
+                                        const struct audit_parse_ctx *ctx, int64_t *t, char *level,
+                                        const char **lazy)
+{
+    *t = AUDIT_NO_TIME;
+    *lazy = NULL;
+    if (audit_parse_left(c) > 31 && audit_parse_ctime_shape(c->p, audit_parse_left(c)) &&
+        audit_parse_same(c->p + 25, "Info: ", 6)) { /* the common case */
+        *level = 'I';
+        *lazy = c->p;
+        c->p += 31;
+        return 1;
+    }
+    return audit_parse_head_other(c, ctx, t, level, lazy);
 }
 
 int64_t audit_parse_line_time(const char *line, size_t len, const struct audit_parse_ctx *ctx)
@@ -824,8 +937,8 @@ static int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
         return 0;
     AUDIT_PARSE_LIT(c, "RID ");
     if (c->p < c->e && *c->p == '[') {
-        const char *end = memchr(c->p, ']', audit_parse_left(c));
-        if (end == NULL)
+        const char *end = audit_parse_chr(c->p, c->e, ']');
+        if (end == c->e)
             return 0;
         ev->rids = audit_parse_slice(c->p + 1, end);
         c->p = end + 1;
@@ -874,7 +987,8 @@ static enum audit_ev audit_parse_bounced(struct audit_parse_cur *c, struct audit
 }
 
 /* One "KEY value" field of a Connection Error line, searched forward. */
-static int audit_parse_field(struct audit_parse_cur *c, const char *key, struct audit_str *out)
+AUDIT_PARSE_INLINE int audit_parse_field(struct audit_parse_cur *c, const char *key,
+                                         struct audit_str *out)
 {
     const char *at = audit_parse_find(c, key, strlen(key));
     if (at == NULL)
@@ -1022,7 +1136,9 @@ static enum audit_ev audit_parse_text(struct audit_parse_cur *c, struct audit_ev
 static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_parse_ctx *ctx)
 {
     int64_t t;
-    if (ctx != NULL && memcmp(s, ctx->stamp, sizeof(ctx->stamp)) == 0)
+    if (ctx != NULL && audit_parse_load8(s) == audit_parse_load8(ctx->stamp) &&
+        audit_parse_load8(s + 8) == audit_parse_load8(ctx->stamp + 8) &&
+        audit_parse_load8(s + 16) == audit_parse_load8(ctx->stamp + 16))
         return ctx->stamp_time;
     if (!audit_parse_ctime_fast(s, len, &t))
         return AUDIT_NO_TIME;
