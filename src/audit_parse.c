@@ -32,8 +32,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A cursor over the line: P up to E.  LINE is where the line starts, so
+ * the bytes from LINE to E may be read, also before P. */
 struct audit_parse_cur {
-    const char *p, *e;
+    const char *p, *e, *line;
 };
 
 static const char *const audit_parse_kinds[AUDIT_EV_COUNT] = {
@@ -75,17 +77,28 @@ AUDIT_PARSE_INLINE uint64_t audit_parse_load8(const char *p)
     return v;
 }
 
-/* The first CH in [P, E), or E. */
-AUDIT_PARSE_INLINE const char *audit_parse_chr(const char *p, const char *e, char ch)
+/* The first CH in [P, E), or E; the bytes from LINE (<= P) to E may be
+ * read. */
+AUDIT_PARSE_INLINE const char *audit_parse_chr(const char *p, const char *e, const char *line,
+                                               char ch)
 {
 #if defined(AUDIT_PARSE_SWAR)
-    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    const uint64_t ones = 0x0101010101010101u, lows = 0x7f7f7f7f7f7f7f7fu;
+    const uint64_t pattern = ones * (unsigned char)ch;
     for (; e - p >= 8; p += 8) {
-        uint64_t x = audit_parse_load8(p) ^ (ones * (unsigned char)ch);
-        uint64_t zero = (x - ones) & ~x & highs; /* the lowest bit marks the first CH */
+        uint64_t x = audit_parse_load8(p) ^ pattern;
+        uint64_t zero = (x - ones) & ~x & ~lows; /* its lowest bit marks the first CH */
         if (zero != 0)
             return p + __builtin_ctzll(zero) / 8;
     }
+    if (p < e && e - line >= 8) { /* the last bytes: the word that ends at E */
+        uint64_t x = audit_parse_load8(e - 8) ^ pattern;
+        uint64_t zero = ~(((x & lows) + lows) | x | lows); /* exactly the CH bytes */
+        zero >>= 8 * (8 - (e - p));                        /* from P on */
+        return zero != 0 ? p + __builtin_ctzll(zero) / 8 : e;
+    }
+#else
+    (void)line;
 #endif
     while (p < e && *p != ch)
         p++;
@@ -196,7 +209,7 @@ AUDIT_PARSE_INLINE struct audit_str audit_parse_slice(const char *a, const char 
 AUDIT_PARSE_INLINE struct audit_str audit_parse_word(struct audit_parse_cur *c)
 {
     const char *start = c->p;
-    c->p = audit_parse_chr(c->p, c->e, ' ');
+    c->p = audit_parse_chr(c->p, c->e, c->line, ' ');
     return audit_parse_slice(start, c->p);
 }
 
@@ -218,7 +231,7 @@ AUDIT_PARSE_INLINE const char *audit_parse_find(const struct audit_parse_cur *c,
     if (audit_parse_left(c) < n)
         return NULL;
     const char *last = c->e - n + 1; /* candidates start before LAST */
-    for (const char *p = c->p; (p = audit_parse_chr(p, last, s[0])) < last; p++) {
+    for (const char *p = c->p; (p = audit_parse_chr(p, last, c->line, s[0])) < last; p++) {
         if (audit_parse_same(p + 1, s + 1, n - 1))
             return p;
     }
@@ -244,7 +257,7 @@ static struct audit_str audit_parse_addr(struct audit_parse_cur *c)
 {
     audit_parse_spaces(c);
     if (c->p < c->e && *c->p == '<') {
-        const char *end = audit_parse_chr(c->p, c->e, '>');
+        const char *end = audit_parse_chr(c->p, c->e, c->line, '>');
         if (end < c->e) {
             struct audit_str s = audit_parse_slice(c->p + 1, end);
             c->p = end + 1;
@@ -522,7 +535,7 @@ static int audit_parse_head_other(struct audit_parse_cur *c, const struct audit_
                                   int64_t *t, char *level, const char **lazy)
 {
     if (audit_parse_ctime_shape(c->p, audit_parse_left(c))) {
-        struct audit_parse_cur fast = {c->p + 25, c->e};
+        struct audit_parse_cur fast = {c->p + 25, c->e, c->line};
         if (audit_parse_level(&fast, level)) {
             *lazy = c->p;
             *c = fast;
@@ -554,7 +567,7 @@ AUDIT_PARSE_INLINE int audit_parse_head(struct audit_parse_cur *c,
 
 int64_t audit_parse_line_time(const char *line, size_t len, const struct audit_parse_ctx *ctx)
 {
-    struct audit_parse_cur c = {line, line + len};
+    struct audit_parse_cur c = {line, line + len, line};
     int64_t t;
     char level;
     const char *lazy;
@@ -937,7 +950,7 @@ static int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
         return 0;
     AUDIT_PARSE_LIT(c, "RID ");
     if (c->p < c->e && *c->p == '[') {
-        const char *end = audit_parse_chr(c->p, c->e, ']');
+        const char *end = audit_parse_chr(c->p, c->e, c->line, ']');
         if (end == c->e)
             return 0;
         ev->rids = audit_parse_slice(c->p + 1, end);
@@ -945,7 +958,7 @@ static int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
     } else {
         ev->rids = audit_parse_word(c);
     }
-    struct audit_parse_cur r = {ev->rids.p, ev->rids.p + ev->rids.n};
+    struct audit_parse_cur r = {ev->rids.p, ev->rids.p + ev->rids.n, c->line};
     uint64_t rid = 0;
     audit_parse_num(&r, &rid);
     ev->rid = (uint32_t)rid;
@@ -1009,7 +1022,7 @@ static void audit_parse_conn_error_fields(struct audit_parse_cur *c, struct audi
     audit_parse_field(c, "domain:", &ev->domain);
     audit_parse_field(c, "IP:", &ev->ip);
     if (audit_parse_field(c, "port:", &port)) {
-        struct audit_parse_cur r = {port.p, port.p + port.n};
+        struct audit_parse_cur r = {port.p, port.p + port.n, c->line};
         if (audit_parse_num(&r, &n) && n < 65536)
             ev->port = (int)n;
     }
@@ -1132,14 +1145,25 @@ static enum audit_ev audit_parse_text(struct audit_parse_cur *c, struct audit_ev
     return AUDIT_EV_NONE;
 }
 
-/* The value of the ESA stamp at S, through the one-entry cache in CTX. */
+/* The value of the ESA stamp at S, through the one-entry cache in CTX: the
+ * same stamp is the cached value, the same day moves it by the seconds. */
 static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_parse_ctx *ctx)
 {
+    const char *c = ctx != NULL ? ctx->stamp : NULL;
     int64_t t;
-    if (ctx != NULL && audit_parse_load8(s) == audit_parse_load8(ctx->stamp) &&
-        audit_parse_load8(s + 8) == audit_parse_load8(ctx->stamp + 8) &&
-        audit_parse_load8(s + 16) == audit_parse_load8(ctx->stamp + 16))
-        return ctx->stamp_time;
+    int secs, cached_secs;
+    if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
+        audit_parse_load4(s + 7) == audit_parse_load4(c + 7) && s[19] == c[19] &&
+        audit_parse_load4(s + 20) == audit_parse_load4(c + 20)) {
+        if (audit_parse_load8(s + 11) == audit_parse_load8(c + 11))
+            return ctx->stamp_time;
+        if (audit_parse_hms(s + 11, &secs) && audit_parse_hms(c + 11, &cached_secs)) {
+            t = ctx->stamp_time - cached_secs + secs;
+            memcpy(ctx->stamp, s, sizeof(ctx->stamp));
+            ctx->stamp_time = t;
+            return t;
+        }
+    }
     if (!audit_parse_ctime_fast(s, len, &t))
         return AUDIT_NO_TIME;
     if (ctx != NULL) {
@@ -1152,7 +1176,7 @@ static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_par
 enum audit_ev audit_parse_line(const char *line, size_t len, struct audit_parse_ctx *ctx,
                                struct audit_event *ev)
 {
-    struct audit_parse_cur c = {line, line + len};
+    struct audit_parse_cur c = {line, line + len, line};
     const char *lazy;
     ev->kind = AUDIT_EV_NONE;
     if (!audit_parse_head(&c, ctx, &ev->time, &ev->level, &lazy) || ev->level == 'D' ||
