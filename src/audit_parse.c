@@ -166,25 +166,28 @@ AUDIT_PARSE_INLINE uint64_t audit_parse_digits8(uint64_t x, unsigned k)
 /* One to 19 digits. */
 AUDIT_PARSE_INLINE int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
 {
-    const char *start = c->p, *p = c->p;
-    const char *end = c->e - p > 19 ? p + 19 : c->e;
-    uint64_t x = 0;
-
 #if defined(AUDIT_PARSE_SWAR)
-    if (end - p >= 8) { /* numbers of up to seven digits at once */
+    size_t left = audit_parse_left(c);
+    if (left >= 8 || (left > 0 && c->e - c->line >= 8)) { /* up to seven digits at once */
         const uint64_t zeros = 0x3030303030303030u, highs = 0xf0f0f0f0f0f0f0f0u;
-        uint64_t w = audit_parse_load8(p);
+        /* Near the end: the last eight bytes, zeros shifted in after E. */
+        uint64_t w =
+            left >= 8 ? audit_parse_load8(c->p) : audit_parse_load8(c->e - 8) >> (64 - 8 * left);
         /* Zero bytes for the digits: high nibble 3, and still 3 after +6. */
         uint64_t other =
             ((w & highs) | (((w + 0x0606060606060606u) & highs) >> 4)) ^ 0x3333333333333333u;
         if (other != 0) {
             unsigned k = (unsigned)__builtin_ctzll(other) / 8;
-            c->p = p + k;
+            c->p += k;
             *v = k > 0 ? audit_parse_digits8(w - zeros, k) : 0;
             return k > 0;
         }
     }
 #endif
+    const char *start = c->p, *p = c->p;
+    const char *end = c->e - p > 19 ? p + 19 : c->e;
+    uint64_t x = 0;
+
     /* Locals, not C: the compiler keeps them in registers. */
     while (p < end && audit_parse_digit(*p))
         x = x * 10 + (uint64_t)(*p++ - '0');
@@ -356,14 +359,24 @@ static int audit_parse_2d(const char *s, int *v)
     return 1;
 }
 
-/* "HH:MM:SS" -> seconds of the day. */
-static int audit_parse_hms(const char *s, int *secs)
+AUDIT_PARSE_INLINE unsigned audit_parse_digit_at(const char *s, int i)
 {
-    int h, m, sec;
-    if (!audit_parse_2d(s, &h) || s[2] != ':' || !audit_parse_2d(s + 3, &m) || s[5] != ':' ||
-        !audit_parse_2d(s + 6, &sec) || h > 23 || m > 59 || sec > 60)
+    return (unsigned)((unsigned char)s[i] - '0'); /* above 9: not a digit */
+}
+
+/* "HH:MM:SS" -> seconds of the day. */
+AUDIT_PARSE_INLINE int audit_parse_hms(const char *s, int *secs)
+{
+    unsigned h = audit_parse_digit_at(s, 0) * 10 + audit_parse_digit_at(s, 1);
+    unsigned m = audit_parse_digit_at(s, 3) * 10 + audit_parse_digit_at(s, 4);
+    unsigned sec = audit_parse_digit_at(s, 6) * 10 + audit_parse_digit_at(s, 7);
+    /* All checked at once: the common stamp passes them all. */
+    if ((audit_parse_digit_at(s, 0) > 9) | (audit_parse_digit_at(s, 1) > 9) |
+        (audit_parse_digit_at(s, 3) > 9) | (audit_parse_digit_at(s, 4) > 9) |
+        (audit_parse_digit_at(s, 6) > 9) | (audit_parse_digit_at(s, 7) > 9) | (s[2] != ':') |
+        (s[5] != ':') | (h > 23) | (m > 59) | (sec > 60))
         return 0;
-    *secs = h * 3600 + m * 60 + sec;
+    *secs = (int)(h * 3600 + m * 60 + sec);
     return 1;
 }
 
