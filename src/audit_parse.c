@@ -558,6 +558,28 @@ static int audit_parse_head_other(struct audit_parse_cur *c, const struct audit_
     return audit_parse_head_slow(c, ctx, t, level);
 }
 
+/* The common head "Www Mmm dd HH:MM:SS YYYY Info: " (ctime shape, level
+ * Info): the bytes of the pattern where the mask is set, 32 bytes at S
+ * compared as four words. */
+static const char audit_parse_info_pattern[32] = "Www Mmm dd HH:MM:SS YYYY Info: ";
+/* clang-format off */
+static const unsigned char audit_parse_info_mask[32] = {
+    0,   0,   0,   255, 0,   0,   0,   255, /* "Www Mmm " */
+    0,   0,   255, 0,   0,   255, 0,   0,   /* "dd HH:MM" */
+    255, 0,   0,   255, 0,   0,   0,   0,   /* ":SS YYYY" */
+    255, 255, 255, 255, 255, 255, 255, 0,   /* " Info: " */
+};
+/* clang-format on */
+
+AUDIT_PARSE_INLINE int audit_parse_info_head(const char *s)
+{
+    uint64_t diff = 0;
+    for (int i = 0; i < 32; i += 8)
+        diff |= (audit_parse_load8(s + i) ^ audit_parse_load8(audit_parse_info_pattern + i)) &
+                audit_parse_load8((const char *)audit_parse_info_mask + i);
+    return diff == 0;
+}
+
 /* Sets *T and *LEVEL and leaves C at the message text; 0 if the line has
  * no level word where one belongs.  The common ESA stamp is only checked
  * for its shape and left in *LAZY (*T stays unknown): its value is computed
@@ -568,8 +590,7 @@ AUDIT_PARSE_INLINE int audit_parse_head(struct audit_parse_cur *c,
 {
     *t = AUDIT_NO_TIME;
     *lazy = NULL;
-    if (audit_parse_left(c) > 31 && audit_parse_ctime_shape(c->p, audit_parse_left(c)) &&
-        audit_parse_same(c->p + 25, "Info: ", 6)) { /* the common case */
+    if (audit_parse_left(c) > 31 && audit_parse_info_head(c->p)) { /* the common case */
         *level = 'I';
         *lazy = c->p;
         c->p += 31;
@@ -1166,10 +1187,12 @@ static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_par
     int64_t t;
     int secs, cached_secs;
     if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
+        audit_parse_load8(s + 8) == audit_parse_load8(c + 8) &&
+        audit_parse_load8(s + 16) == audit_parse_load8(c + 16))
+        return ctx->stamp_time;
+    if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
         audit_parse_load4(s + 7) == audit_parse_load4(c + 7) && s[19] == c[19] &&
         audit_parse_load4(s + 20) == audit_parse_load4(c + 20)) {
-        if (audit_parse_load8(s + 11) == audit_parse_load8(c + 11))
-            return ctx->stamp_time;
         if (audit_parse_hms(s + 11, &secs) && audit_parse_hms(c + 11, &cached_secs)) {
             t = ctx->stamp_time - cached_secs + secs;
             memcpy(ctx->stamp, s, sizeof(ctx->stamp));
