@@ -169,17 +169,17 @@ AUDIT_PARSE_INLINE int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
 #if defined(AUDIT_PARSE_SWAR)
     size_t left = audit_parse_left(c);
     if (left >= 8 || (left > 0 && c->e - c->line >= 8)) { /* up to seven digits at once */
-        const uint64_t zeros = 0x3030303030303030u, highs = 0xf0f0f0f0f0f0f0f0u;
         /* Near the end: the last eight bytes, zeros shifted in after E. */
         uint64_t w =
             left >= 8 ? audit_parse_load8(c->p) : audit_parse_load8(c->e - 8) >> (64 - 8 * left);
-        /* Zero bytes for the digits: high nibble 3, and still 3 after +6. */
-        uint64_t other =
-            ((w & highs) | (((w + 0x0606060606060606u) & highs) >> 4)) ^ 0x3333333333333333u;
+        uint64_t x = w - 0x3030303030303030u; /* the digits: 0 to 9 */
+        /* The high bit of the other bytes: above 9, or below 0 (exact up to
+         * the first of them, all that is used). */
+        uint64_t other = (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
         if (other != 0) {
             unsigned k = (unsigned)__builtin_ctzll(other) / 8;
             c->p += k;
-            *v = k > 0 ? audit_parse_digits8(w - zeros, k) : 0;
+            *v = k > 0 ? audit_parse_digits8(x, k) : 0;
             return k > 0;
         }
     }
@@ -242,8 +242,8 @@ AUDIT_PARSE_INLINE const char *audit_parse_find(const struct audit_parse_cur *c,
 }
 
 /* The text before S, leaving the cursor after S; 0 if S is not there. */
-static int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
-                            struct audit_str *out)
+AUDIT_PARSE_INLINE int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
+                                        struct audit_str *out)
 {
     const char *at = audit_parse_find(c, s, n);
     if (at == NULL)
@@ -256,7 +256,7 @@ static int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
 #define AUDIT_PARSE_UPTO(c, s, out) audit_parse_upto((c), (s), sizeof(s) - 1, (out))
 
 /* "<addr>" or a bare word. */
-static struct audit_str audit_parse_addr(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_addr(struct audit_parse_cur *c)
 {
     audit_parse_spaces(c);
     if (c->p < c->e && *c->p == '<') {
@@ -978,7 +978,7 @@ static enum audit_ev audit_parse_start_mid(struct audit_parse_cur *c, struct aud
 }
 
 /* "to RID [0, 1]", "to [0]", "to RID 0", "to 0": the list and its first. */
-static int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
+AUDIT_PARSE_INLINE int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
 {
     if (!AUDIT_PARSE_LIT(c, " to "))
         return 0;
