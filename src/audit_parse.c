@@ -29,6 +29,9 @@
  */
 #include "audit.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -82,7 +85,21 @@ AUDIT_PARSE_INLINE uint64_t audit_parse_load8(const char *p)
 AUDIT_PARSE_INLINE const char *audit_parse_chr(const char *p, const char *e, const char *line,
                                                char ch)
 {
-#if defined(AUDIT_PARSE_SWAR)
+#if defined(__SSE2__)
+    const __m128i pattern = _mm_set1_epi8(ch);
+    for (; e - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned hits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, pattern));
+        if (hits != 0)
+            return p + __builtin_ctz(hits);
+    }
+    if (p < e && e - line >= 16) { /* the last bytes: the word that ends at E */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(e - 16));
+        unsigned hits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, pattern));
+        hits >>= 16 - (e - p); /* from P on */
+        return hits != 0 ? p + __builtin_ctz(hits) : e;
+    }
+#elif defined(AUDIT_PARSE_SWAR)
     const uint64_t ones = 0x0101010101010101u, lows = 0x7f7f7f7f7f7f7f7fu;
     const uint64_t pattern = ones * (unsigned char)ch;
     for (; e - p >= 8; p += 8) {
