@@ -62,8 +62,9 @@ const char *audit_parse_kind_name(enum audit_ev kind)
 #define AUDIT_PARSE_INLINE static inline
 #endif
 
-/* Words of eight bytes searched at once for a byte (little-endian GCC and
- * clang; a byte loop elsewhere). */
+/* Eight bytes at a time in one integer (little-endian GCC and clang): the
+ * digits of a number, and a byte searched for where SSE2 is missing.  Byte
+ * loops elsewhere. */
 #if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define AUDIT_PARSE_SWAR 1
 #endif
@@ -553,11 +554,10 @@ static int audit_parse_head_slow(struct audit_parse_cur *c, const struct audit_p
 }
 
 /* The shape of the fixed-width ESA stamp "Www Mmm dd HH:MM:SS YYYY ". */
-AUDIT_PARSE_INLINE int audit_parse_ctime_shape(const char *s, size_t len)
+static int audit_parse_ctime_shape(const char *s, size_t len)
 {
-    /* All seven compared (no early exit): the common line has them all. */
-    return len >= 25 && ((s[3] == ' ') & (s[7] == ' ') & (s[10] == ' ') & (s[13] == ':') &
-                         (s[16] == ':') & (s[19] == ' ') & (s[24] == ' '));
+    return len >= 25 && s[3] == ' ' && s[7] == ' ' && s[10] == ' ' && s[13] == ':' &&
+           s[16] == ':' && s[19] == ' ' && s[24] == ' ';
 }
 
 /* audit_parse_head for the lines that are not the common ESA Info line. */
