@@ -385,14 +385,13 @@ AUDIT_PARSE_INLINE unsigned audit_parse_digit_at(const char *s, int i)
 /* "HH:MM:SS" -> seconds of the day. */
 AUDIT_PARSE_INLINE int audit_parse_hms(const char *s, int *secs)
 {
-    unsigned h = audit_parse_digit_at(s, 0) * 10 + audit_parse_digit_at(s, 1);
-    unsigned m = audit_parse_digit_at(s, 3) * 10 + audit_parse_digit_at(s, 4);
-    unsigned sec = audit_parse_digit_at(s, 6) * 10 + audit_parse_digit_at(s, 7);
-    /* All checked at once: the common stamp passes them all. */
-    if ((audit_parse_digit_at(s, 0) > 9) | (audit_parse_digit_at(s, 1) > 9) |
-        (audit_parse_digit_at(s, 3) > 9) | (audit_parse_digit_at(s, 4) > 9) |
-        (audit_parse_digit_at(s, 6) > 9) | (audit_parse_digit_at(s, 7) > 9) | (s[2] != ':') |
-        (s[5] != ':') | (h > 23) | (m > 59) | (sec > 60))
+    unsigned h0 = audit_parse_digit_at(s, 0), h1 = audit_parse_digit_at(s, 1);
+    unsigned m0 = audit_parse_digit_at(s, 3), m1 = audit_parse_digit_at(s, 4);
+    unsigned s0 = audit_parse_digit_at(s, 6), s1 = audit_parse_digit_at(s, 7);
+    if (h0 > 9 || h1 > 9 || s[2] != ':' || m0 > 9 || m1 > 9 || s[5] != ':' || s0 > 9 || s1 > 9)
+        return 0;
+    unsigned h = h0 * 10 + h1, m = m0 * 10 + m1, sec = s0 * 10 + s1;
+    if (h > 23 || m > 59 || sec > 60)
         return 0;
     *secs = (int)(h * 3600 + m * 60 + sec);
     return 1;
