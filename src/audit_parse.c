@@ -175,10 +175,11 @@ AUDIT_PARSE_INLINE int audit_parse_digit(char ch)
  * subtracted from each), the first digit in the lowest byte. */
 AUDIT_PARSE_INLINE uint64_t audit_parse_digits8(uint64_t x, unsigned k)
 {
-    x <<= 8 * (8 - k); /* leading zeros in front */
-    x = (x * 10 + (x >> 8)) & 0x00ff00ff00ff00ffu;
-    x = (x * 100 + (x >> 16)) & 0x0000ffff0000ffffu;
-    return (x * 10000 + (x >> 32)) & 0xffffffffu;
+    /* Leading zeros in front, then pairs of digits, fours, all eight. */
+    x <<= 8 * (8 - k);
+    x = ((x * (10 << 8 | 1)) >> 8) & 0x00ff00ff00ff00ffu;
+    x = ((x * (100 << 16 | 1)) >> 16) & 0x0000ffff0000ffffu;
+    return ((x * (10000ull << 32 | 1)) >> 32) & 0xffffffffu;
 }
 
 /* One to 19 digits. */
