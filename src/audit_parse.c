@@ -23,9 +23,11 @@
  *                 (new and "DCID: n Message m" forms), Connection Error (with
  *                 and without domain, old "reason DCID: n" form)
  *
- * Must not: allocate, look at global state, or accept a line by a loose
- * substring match (a "TLS success" inside a Subject line counts for nothing:
- * a line is recognized by its prefix after the level word).
+ * Must not: allocate, look at global state, read outside the line (words
+ * and numbers are read 16 or 8 bytes at a time, only where the line has
+ * them), or accept a line by a loose substring match (a "TLS success" inside
+ * a Subject line counts for nothing: a line is recognized by its prefix
+ * after the level word).
  */
 #include "audit.h"
 
