@@ -855,8 +855,10 @@ static void audit_parse_iface(struct audit_str s, struct audit_event *ev)
     ev->iface = s;
     if (s.n < 3 || s.p[s.n - 1] != ')')
         return;
-    const char *open = memrchr(s.p, '(', s.n);
-    if (open == NULL)
+    const char *open = s.p + s.n - 1; /* the local address is short: back to its '(' */
+    while (open > s.p && *open != '(')
+        open--;
+    if (*open != '(')
         return;
     ev->local_ip = audit_parse_slice(open + 1, s.p + s.n - 1);
     const char *end = open;
