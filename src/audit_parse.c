@@ -57,11 +57,14 @@ const char *audit_parse_kind_name(enum audit_ev kind)
 /* ---- cursor helpers ---------------------------------------------------- */
 
 /* The helpers are called with constant strings and lengths: inlined, a
- * literal compare becomes a few integer compares. */
+ * literal compare becomes a few integer compares.  AUDIT_PARSE_USUAL marks
+ * the way the common line takes. */
 #if defined(__GNUC__)
-#define AUDIT_PARSE_INLINE static inline __attribute__((always_inline))
+#define AUDIT_PARSE_INLINE   static inline __attribute__((always_inline))
+#define AUDIT_PARSE_USUAL(x) __builtin_expect(!!(x), 1)
 #else
-#define AUDIT_PARSE_INLINE static inline
+#define AUDIT_PARSE_INLINE   static inline
+#define AUDIT_PARSE_USUAL(x) (x)
 #endif
 
 /* Eight bytes at a time in one integer (little-endian GCC and clang): the
@@ -189,15 +192,16 @@ AUDIT_PARSE_INLINE int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
 {
 #if defined(AUDIT_PARSE_SWAR)
     size_t left = audit_parse_left(c);
-    if (left >= 8 || (left > 0 && c->e - c->line >= 8)) { /* up to seven digits at once */
-        /* Near the end: the last eight bytes, zeros shifted in after E. */
+    /* Up to seven digits at once; near the end of the line, its last eight
+     * bytes with zeros shifted in after E. */
+    if (AUDIT_PARSE_USUAL(left >= 8 || (left > 0 && c->e - c->line >= 8))) {
         uint64_t w =
             left >= 8 ? audit_parse_load8(c->p) : audit_parse_load8(c->e - 8) >> (64 - 8 * left);
         uint64_t x = w - 0x3030303030303030u; /* the digits: 0 to 9 */
         /* The high bit of the other bytes: above 9, or below 0 (exact up to
          * the first of them, all that is used). */
         uint64_t other = (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
-        if (other != 0) {
+        if (AUDIT_PARSE_USUAL(other != 0)) {
             unsigned k = (unsigned)__builtin_ctzll(other) / 8;
             c->p += k;
             *v = k > 0 ? audit_parse_digits8(x, k) : 0;
@@ -609,7 +613,7 @@ AUDIT_PARSE_INLINE int audit_parse_head(struct audit_parse_cur *c,
 {
     *t = AUDIT_NO_TIME;
     *lazy = NULL;
-    if (audit_parse_left(c) > 31 && audit_parse_info_head(c->p)) { /* the common case */
+    if (AUDIT_PARSE_USUAL(audit_parse_left(c) > 31 && audit_parse_info_head(c->p))) {
         *level = 'I';
         *lazy = c->p;
         c->p += 31;
@@ -1207,9 +1211,9 @@ static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_par
     const char *c = ctx != NULL ? ctx->stamp : NULL;
     int64_t t;
     int secs, cached_secs;
-    if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
-        audit_parse_load8(s + 8) == audit_parse_load8(c + 8) &&
-        audit_parse_load8(s + 16) == audit_parse_load8(c + 16))
+    if (AUDIT_PARSE_USUAL(c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
+                          audit_parse_load8(s + 8) == audit_parse_load8(c + 8) &&
+                          audit_parse_load8(s + 16) == audit_parse_load8(c + 16)))
         return ctx->stamp_time;
     if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
         audit_parse_load4(s + 7) == audit_parse_load4(c + 7) && s[19] == c[19] &&
