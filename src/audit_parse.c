@@ -23,17 +23,24 @@
  *                 (new and "DCID: n Message m" forms), Connection Error (with
  *                 and without domain, old "reason DCID: n" form)
  *
- * Must not: allocate, look at global state, or accept a line by a loose
- * substring match (a "TLS success" inside a Subject line counts for nothing:
- * a line is recognized by its prefix after the level word).
+ * Must not: allocate, look at global state, read outside the line (words
+ * and numbers are read 16 or 8 bytes at a time, only where the line has
+ * them), or accept a line by a loose substring match (a "TLS success" inside
+ * a Subject line counts for nothing: a line is recognized by its prefix
+ * after the level word).
  */
 #include "audit.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
+/* A cursor over the line: P up to E.  LINE is where the line starts, so
+ * the bytes from LINE to E may be read, also before P. */
 struct audit_parse_cur {
-    const char *p, *e;
+    const char *p, *e, *line;
 };
 
 static const char *const audit_parse_kinds[AUDIT_EV_COUNT] = {
@@ -49,14 +56,114 @@ const char *audit_parse_kind_name(enum audit_ev kind)
 
 /* ---- cursor helpers ---------------------------------------------------- */
 
-static size_t audit_parse_left(const struct audit_parse_cur *c)
+/* The helpers are called with constant strings and lengths: inlined, a
+ * literal compare becomes a few integer compares.  AUDIT_PARSE_USUAL marks
+ * the way the common line takes. */
+#if defined(__GNUC__)
+#define AUDIT_PARSE_INLINE   static inline __attribute__((always_inline))
+#define AUDIT_PARSE_USUAL(x) __builtin_expect(!!(x), 1)
+#else
+#define AUDIT_PARSE_INLINE   static inline
+#define AUDIT_PARSE_USUAL(x) (x)
+#endif
+
+/* Eight bytes at a time in one integer (little-endian GCC and clang): the
+ * digits of a number, and a byte searched for where SSE2 is missing.  Byte
+ * loops elsewhere. */
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define AUDIT_PARSE_SWAR 1
+#endif
+
+AUDIT_PARSE_INLINE size_t audit_parse_left(const struct audit_parse_cur *c)
 {
     return (size_t)(c->e - c->p);
 }
 
-static int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
+AUDIT_PARSE_INLINE uint64_t audit_parse_load8(const char *p)
 {
-    if (audit_parse_left(c) < n || memcmp(c->p, s, n) != 0)
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* The first CH in [P, E), or E; the bytes from LINE (<= P) to E may be
+ * read. */
+AUDIT_PARSE_INLINE const char *audit_parse_chr(const char *p, const char *e, const char *line,
+                                               char ch)
+{
+#if defined(__SSE2__)
+    const __m128i pattern = _mm_set1_epi8(ch);
+    for (; e - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned hits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, pattern));
+        if (hits != 0)
+            return p + __builtin_ctz(hits);
+    }
+    if (p < e && e - line >= 16) { /* the last bytes: the word that ends at E */
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(e - 16));
+        unsigned hits = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, pattern));
+        hits >>= 16 - (e - p); /* from P on */
+        return hits != 0 ? p + __builtin_ctz(hits) : e;
+    }
+#elif defined(AUDIT_PARSE_SWAR)
+    const uint64_t ones = 0x0101010101010101u, lows = 0x7f7f7f7f7f7f7f7fu;
+    const uint64_t pattern = ones * (unsigned char)ch;
+    for (; e - p >= 8; p += 8) {
+        uint64_t x = audit_parse_load8(p) ^ pattern;
+        uint64_t zero = (x - ones) & ~x & ~lows; /* its lowest bit marks the first CH */
+        if (zero != 0)
+            return p + __builtin_ctzll(zero) / 8;
+    }
+    if (p < e && e - line >= 8) { /* the last bytes: the word that ends at E */
+        uint64_t x = audit_parse_load8(e - 8) ^ pattern;
+        uint64_t zero = ~(((x & lows) + lows) | x | lows); /* exactly the CH bytes */
+        zero >>= 8 * (8 - (e - p));                        /* from P on */
+        return zero != 0 ? p + __builtin_ctzll(zero) / 8 : e;
+    }
+#else
+    (void)line;
+#endif
+    while (p < e && *p != ch)
+        p++;
+    return p;
+}
+
+AUDIT_PARSE_INLINE uint32_t audit_parse_load4(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+AUDIT_PARSE_INLINE uint16_t audit_parse_load2(const char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* P[0..N) == S[0..N), in overlapping loads of 8, 4 or 2 bytes. */
+AUDIT_PARSE_INLINE int audit_parse_same(const char *p, const char *s, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            if (audit_parse_load8(p + i) != audit_parse_load8(s + i))
+                return 0;
+        }
+        return audit_parse_load8(p + n - 8) == audit_parse_load8(s + n - 8);
+    }
+    if (n >= 4)
+        return audit_parse_load4(p) == audit_parse_load4(s) &&
+               audit_parse_load4(p + n - 4) == audit_parse_load4(s + n - 4);
+    if (n >= 2)
+        return audit_parse_load2(p) == audit_parse_load2(s) &&
+               audit_parse_load2(p + n - 2) == audit_parse_load2(s + n - 2);
+    return n == 0 || *p == *s;
+}
+
+AUDIT_PARSE_INLINE int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
+{
+    if (audit_parse_left(c) < n || !audit_parse_same(c->p, s, n))
         return 0;
     c->p += n;
     return 1;
@@ -64,14 +171,44 @@ static int audit_parse_lit(struct audit_parse_cur *c, const char *s, size_t n)
 
 #define AUDIT_PARSE_LIT(c, s) audit_parse_lit((c), (s), sizeof(s) - 1)
 
-static int audit_parse_digit(char ch)
+AUDIT_PARSE_INLINE int audit_parse_digit(char ch)
 {
     return ch >= '0' && ch <= '9';
 }
 
-/* One to 19 digits. */
-static int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
+/* The value of the digits in the low K (1..8) bytes of X ('0' already
+ * subtracted from each), the first digit in the lowest byte. */
+AUDIT_PARSE_INLINE uint64_t audit_parse_digits8(uint64_t x, unsigned k)
 {
+    /* Leading zeros in front, then pairs of digits, fours, all eight. */
+    x <<= 8 * (8 - k);
+    x = ((x * (10 << 8 | 1)) >> 8) & 0x00ff00ff00ff00ffu;
+    x = ((x * (100 << 16 | 1)) >> 16) & 0x0000ffff0000ffffu;
+    return ((x * (10000ull << 32 | 1)) >> 32) & 0xffffffffu;
+}
+
+/* One to 19 digits. */
+AUDIT_PARSE_INLINE int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
+{
+#if defined(AUDIT_PARSE_SWAR)
+    size_t left = audit_parse_left(c);
+    /* Up to seven digits at once; near the end of the line, its last eight
+     * bytes with zeros shifted in after E. */
+    if (AUDIT_PARSE_USUAL(left >= 8 || (left > 0 && c->e - c->line >= 8))) {
+        uint64_t w =
+            left >= 8 ? audit_parse_load8(c->p) : audit_parse_load8(c->e - 8) >> (64 - 8 * left);
+        uint64_t x = w - 0x3030303030303030u; /* the digits: 0 to 9 */
+        /* The high bit of the other bytes: above 9, or below 0 (exact up to
+         * the first of them, all that is used). */
+        uint64_t other = (x | (x + 0x7676767676767676u)) & 0x8080808080808080u;
+        if (AUDIT_PARSE_USUAL(other != 0)) {
+            unsigned k = (unsigned)__builtin_ctzll(other) / 8;
+            c->p += k;
+            *v = k > 0 ? audit_parse_digits8(x, k) : 0;
+            return k > 0;
+        }
+    }
+#endif
     const char *start = c->p, *p = c->p;
     const char *end = c->e - p > 19 ? p + 19 : c->e;
     uint64_t x = 0;
@@ -84,24 +221,23 @@ static int audit_parse_num(struct audit_parse_cur *c, uint64_t *v)
     return p > start;
 }
 
-static void audit_parse_spaces(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE void audit_parse_spaces(struct audit_parse_cur *c)
 {
     while (c->p < c->e && *c->p == ' ')
         c->p++;
 }
 
-static struct audit_str audit_parse_slice(const char *a, const char *b)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_slice(const char *a, const char *b)
 {
     struct audit_str s = {a, (uint32_t)(b - a)};
     return s;
 }
 
 /* Up to the next space (or the end); the cursor stays on the space. */
-static struct audit_str audit_parse_word(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_word(struct audit_parse_cur *c)
 {
     const char *start = c->p;
-    const char *sp = memchr(c->p, ' ', audit_parse_left(c));
-    c->p = sp != NULL ? sp : c->e;
+    c->p = audit_parse_chr(c->p, c->e, c->line, ' ');
     return audit_parse_slice(start, c->p);
 }
 
@@ -116,14 +252,23 @@ static struct audit_str audit_parse_rest(struct audit_parse_cur *c)
     return audit_parse_slice(start, end);
 }
 
-static const char *audit_parse_find(const struct audit_parse_cur *c, const char *s, size_t n)
+/* The first S[0..N) at or after the cursor, or NULL. */
+AUDIT_PARSE_INLINE const char *audit_parse_find(const struct audit_parse_cur *c, const char *s,
+                                                size_t n)
 {
-    return memmem(c->p, audit_parse_left(c), s, n);
+    if (audit_parse_left(c) < n)
+        return NULL;
+    const char *last = c->e - n + 1; /* candidates start before LAST */
+    for (const char *p = c->p; (p = audit_parse_chr(p, last, c->line, s[0])) < last; p++) {
+        if (audit_parse_same(p + 1, s + 1, n - 1))
+            return p;
+    }
+    return NULL;
 }
 
 /* The text before S, leaving the cursor after S; 0 if S is not there. */
-static int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
-                            struct audit_str *out)
+AUDIT_PARSE_INLINE int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
+                                        struct audit_str *out)
 {
     const char *at = audit_parse_find(c, s, n);
     if (at == NULL)
@@ -136,12 +281,12 @@ static int audit_parse_upto(struct audit_parse_cur *c, const char *s, size_t n,
 #define AUDIT_PARSE_UPTO(c, s, out) audit_parse_upto((c), (s), sizeof(s) - 1, (out))
 
 /* "<addr>" or a bare word. */
-static struct audit_str audit_parse_addr(struct audit_parse_cur *c)
+AUDIT_PARSE_INLINE struct audit_str audit_parse_addr(struct audit_parse_cur *c)
 {
     audit_parse_spaces(c);
     if (c->p < c->e && *c->p == '<') {
-        const char *end = memchr(c->p, '>', audit_parse_left(c));
-        if (end != NULL) {
+        const char *end = audit_parse_chr(c->p, c->e, c->line, '>');
+        if (end < c->e) {
             struct audit_str s = audit_parse_slice(c->p + 1, end);
             c->p = end + 1;
             return s;
@@ -239,14 +384,23 @@ static int audit_parse_2d(const char *s, int *v)
     return 1;
 }
 
-/* "HH:MM:SS" -> seconds of the day. */
-static int audit_parse_hms(const char *s, int *secs)
+AUDIT_PARSE_INLINE unsigned audit_parse_digit_at(const char *s, int i)
 {
-    int h, m, sec;
-    if (!audit_parse_2d(s, &h) || s[2] != ':' || !audit_parse_2d(s + 3, &m) || s[5] != ':' ||
-        !audit_parse_2d(s + 6, &sec) || h > 23 || m > 59 || sec > 60)
+    return (unsigned)((unsigned char)s[i] - '0'); /* above 9: not a digit */
+}
+
+/* "HH:MM:SS" -> seconds of the day. */
+AUDIT_PARSE_INLINE int audit_parse_hms(const char *s, int *secs)
+{
+    unsigned h0 = audit_parse_digit_at(s, 0), h1 = audit_parse_digit_at(s, 1);
+    unsigned m0 = audit_parse_digit_at(s, 3), m1 = audit_parse_digit_at(s, 4);
+    unsigned s0 = audit_parse_digit_at(s, 6), s1 = audit_parse_digit_at(s, 7);
+    if (h0 > 9 || h1 > 9 || s[2] != ':' || m0 > 9 || m1 > 9 || s[5] != ':' || s0 > 9 || s1 > 9)
         return 0;
-    *secs = h * 3600 + m * 60 + sec;
+    unsigned h = h0 * 10 + h1, m = m0 * 10 + m1, sec = s0 * 10 + s1;
+    if (h > 23 || m > 59 || sec > 60)
+        return 0;
+    *secs = (int)(h * 3600 + m * 60 + sec);
     return 1;
 }
 
@@ -412,24 +566,12 @@ static int audit_parse_ctime_shape(const char *s, size_t len)
            s[16] == ':' && s[19] == ' ' && s[24] == ' ';
 }
 
-/* Sets *T and *LEVEL and leaves C at the message text; 0 if the line has
- * no level word where one belongs.  The common ESA stamp is only checked
- * for its shape and left in *LAZY (*T stays unknown): its value is computed
- * for the lines that matter. */
-static int audit_parse_head(struct audit_parse_cur *c, const struct audit_parse_ctx *ctx,
-                            int64_t *t, char *level, const char **lazy)
+/* audit_parse_head for the lines that are not the common ESA Info line. */
+static int audit_parse_head_other(struct audit_parse_cur *c, const struct audit_parse_ctx *ctx,
+                                  int64_t *t, char *level, const char **lazy)
 {
-    *t = AUDIT_NO_TIME;
-    *lazy = NULL;
-    if (audit_parse_ctime_shape(c->p, audit_parse_left(c)) && audit_parse_left(c) > 31 &&
-        memcmp(c->p + 25, "Info: ", 6) == 0) { /* the common case, inline */
-        *level = 'I';
-        *lazy = c->p;
-        c->p += 31;
-        return 1;
-    }
     if (audit_parse_ctime_shape(c->p, audit_parse_left(c))) {
-        struct audit_parse_cur fast = {c->p + 25, c->e};
+        struct audit_parse_cur fast = {c->p + 25, c->e, c->line};
         if (audit_parse_level(&fast, level)) {
             *lazy = c->p;
             *c = fast;
@@ -439,9 +581,50 @@ static int audit_parse_head(struct audit_parse_cur *c, const struct audit_parse_
     return audit_parse_head_slow(c, ctx, t, level);
 }
 
+/* The common head "Www Mmm dd HH:MM:SS YYYY Info: " (ctime shape, level
+ * Info): the bytes of the pattern where the mask is set, 32 bytes at S
+ * compared as four words. */
+static const char audit_parse_info_pattern[32] = "Www Mmm dd HH:MM:SS YYYY Info: ";
+/* clang-format off */
+static const unsigned char audit_parse_info_mask[32] = {
+    0,   0,   0,   255, 0,   0,   0,   255, /* "Www Mmm " */
+    0,   0,   255, 0,   0,   255, 0,   0,   /* "dd HH:MM" */
+    255, 0,   0,   255, 0,   0,   0,   0,   /* ":SS YYYY" */
+    255, 255, 255, 255, 255, 255, 255, 0,   /* " Info: " */
+};
+/* clang-format on */
+
+AUDIT_PARSE_INLINE int audit_parse_info_head(const char *s)
+{
+    uint64_t diff = 0;
+    for (int i = 0; i < 32; i += 8)
+        diff |= (audit_parse_load8(s + i) ^ audit_parse_load8(audit_parse_info_pattern + i)) &
+                audit_parse_load8((const char *)audit_parse_info_mask + i);
+    return diff == 0;
+}
+
+/* Sets *T and *LEVEL and leaves C at the message text; 0 if the line has
+ * no level word where one belongs.  The common ESA stamp is only checked
+ * for its shape and left in *LAZY (*T stays unknown): its value is computed
+ * for the lines that matter. */
+AUDIT_PARSE_INLINE int audit_parse_head(struct audit_parse_cur *c,
+                                        const struct audit_parse_ctx *ctx, int64_t *t, char *level,
+                                        const char **lazy)
+{
+    *t = AUDIT_NO_TIME;
+    *lazy = NULL;
+    if (AUDIT_PARSE_USUAL(audit_parse_left(c) > 31 && audit_parse_info_head(c->p))) {
+        *level = 'I';
+        *lazy = c->p;
+        c->p += 31;
+        return 1;
+    }
+    return audit_parse_head_other(c, ctx, t, level, lazy);
+}
+
 int64_t audit_parse_line_time(const char *line, size_t len, const struct audit_parse_ctx *ctx)
 {
-    struct audit_parse_cur c = {line, line + len};
+    struct audit_parse_cur c = {line, line + len, line};
     int64_t t;
     char level;
     const char *lazy;
@@ -676,8 +859,10 @@ static void audit_parse_iface(struct audit_str s, struct audit_event *ev)
     ev->iface = s;
     if (s.n < 3 || s.p[s.n - 1] != ')')
         return;
-    const char *open = memrchr(s.p, '(', s.n);
-    if (open == NULL)
+    const char *open = s.p + s.n - 1; /* the local address is short: back to its '(' */
+    while (open > s.p && *open != '(')
+        open--;
+    if (*open != '(')
         return;
     ev->local_ip = audit_parse_slice(open + 1, s.p + s.n - 1);
     const char *end = open;
@@ -818,21 +1003,21 @@ static enum audit_ev audit_parse_start_mid(struct audit_parse_cur *c, struct aud
 }
 
 /* "to RID [0, 1]", "to [0]", "to RID 0", "to 0": the list and its first. */
-static int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
+AUDIT_PARSE_INLINE int audit_parse_rids(struct audit_parse_cur *c, struct audit_event *ev)
 {
     if (!AUDIT_PARSE_LIT(c, " to "))
         return 0;
     AUDIT_PARSE_LIT(c, "RID ");
     if (c->p < c->e && *c->p == '[') {
-        const char *end = memchr(c->p, ']', audit_parse_left(c));
-        if (end == NULL)
+        const char *end = audit_parse_chr(c->p, c->e, c->line, ']');
+        if (end == c->e)
             return 0;
         ev->rids = audit_parse_slice(c->p + 1, end);
         c->p = end + 1;
     } else {
         ev->rids = audit_parse_word(c);
     }
-    struct audit_parse_cur r = {ev->rids.p, ev->rids.p + ev->rids.n};
+    struct audit_parse_cur r = {ev->rids.p, ev->rids.p + ev->rids.n, c->line};
     uint64_t rid = 0;
     audit_parse_num(&r, &rid);
     ev->rid = (uint32_t)rid;
@@ -874,7 +1059,8 @@ static enum audit_ev audit_parse_bounced(struct audit_parse_cur *c, struct audit
 }
 
 /* One "KEY value" field of a Connection Error line, searched forward. */
-static int audit_parse_field(struct audit_parse_cur *c, const char *key, struct audit_str *out)
+AUDIT_PARSE_INLINE int audit_parse_field(struct audit_parse_cur *c, const char *key,
+                                         struct audit_str *out)
 {
     const char *at = audit_parse_find(c, key, strlen(key));
     if (at == NULL)
@@ -895,7 +1081,7 @@ static void audit_parse_conn_error_fields(struct audit_parse_cur *c, struct audi
     audit_parse_field(c, "domain:", &ev->domain);
     audit_parse_field(c, "IP:", &ev->ip);
     if (audit_parse_field(c, "port:", &port)) {
-        struct audit_parse_cur r = {port.p, port.p + port.n};
+        struct audit_parse_cur r = {port.p, port.p + port.n, c->line};
         if (audit_parse_num(&r, &n) && n < 65536)
             ev->port = (int)n;
     }
@@ -1018,12 +1204,27 @@ static enum audit_ev audit_parse_text(struct audit_parse_cur *c, struct audit_ev
     return AUDIT_EV_NONE;
 }
 
-/* The value of the ESA stamp at S, through the one-entry cache in CTX. */
+/* The value of the ESA stamp at S, through the one-entry cache in CTX: the
+ * same stamp is the cached value, the same day moves it by the seconds. */
 static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_parse_ctx *ctx)
 {
+    const char *c = ctx != NULL ? ctx->stamp : NULL;
     int64_t t;
-    if (ctx != NULL && memcmp(s, ctx->stamp, sizeof(ctx->stamp)) == 0)
+    int secs, cached_secs;
+    if (AUDIT_PARSE_USUAL(c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
+                          audit_parse_load8(s + 8) == audit_parse_load8(c + 8) &&
+                          audit_parse_load8(s + 16) == audit_parse_load8(c + 16)))
         return ctx->stamp_time;
+    if (c != NULL && audit_parse_load8(s) == audit_parse_load8(c) &&
+        audit_parse_load4(s + 7) == audit_parse_load4(c + 7) && s[19] == c[19] &&
+        audit_parse_load4(s + 20) == audit_parse_load4(c + 20)) {
+        if (audit_parse_hms(s + 11, &secs) && audit_parse_hms(c + 11, &cached_secs)) {
+            t = ctx->stamp_time - cached_secs + secs;
+            memcpy(ctx->stamp, s, sizeof(ctx->stamp));
+            ctx->stamp_time = t;
+            return t;
+        }
+    }
     if (!audit_parse_ctime_fast(s, len, &t))
         return AUDIT_NO_TIME;
     if (ctx != NULL) {
@@ -1036,7 +1237,7 @@ static int64_t audit_parse_lazy_time(const char *s, size_t len, struct audit_par
 enum audit_ev audit_parse_line(const char *line, size_t len, struct audit_parse_ctx *ctx,
                                struct audit_event *ev)
 {
-    struct audit_parse_cur c = {line, line + len};
+    struct audit_parse_cur c = {line, line + len, line};
     const char *lazy;
     ev->kind = AUDIT_EV_NONE;
     if (!audit_parse_head(&c, ctx, &ev->time, &ev->level, &lazy) || ev->level == 'D' ||
