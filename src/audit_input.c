@@ -19,7 +19,7 @@
 
 #include <errno.h>
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 #include <fcntl.h>
 #include <pthread.h>
@@ -399,15 +399,16 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
     return 0;
 }
 
-/* Newline finder: a bitmask of the newlines of 64 bytes at a time (SSE2,
- * part of every x86-64), memchr elsewhere and near the end of the data. */
+/* Newline finder: a bitmask of the newlines of 64 bytes at a time (AVX2
+ * where the CPU has it, else SSE2, part of every x86-64), memchr elsewhere
+ * and near the end of the data. */
 struct audit_input_nl {
     const char *block, *end;
     uint64_t mask;
 };
 
 #if defined(__SSE2__)
-static uint64_t audit_input_nl_mask(const char *p)
+static uint64_t audit_input_nl_mask_sse2(const char *p)
 {
     const __m128i nl = _mm_set1_epi8('\n');
     uint64_t m = 0;
@@ -417,68 +418,116 @@ static uint64_t audit_input_nl_mask(const char *p)
     }
     return m;
 }
-#endif
 
-static void audit_input_nl_init(struct audit_input_nl *f, const char *p, const char *end)
+#define AUDIT_INPUT_AVX2 __attribute__((target("avx2")))
+AUDIT_INPUT_AVX2 static uint64_t audit_input_nl_mask_avx2(const char *p)
 {
-    f->block = p;
-    f->end = end;
-    f->mask = 0;
-#if defined(__SSE2__)
-    if (end - p >= 64)
-        f->mask = audit_input_nl_mask(p);
-#endif
+    const __m256i nl = _mm256_set1_epi8('\n');
+    __m256i lo = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i hi = _mm256_loadu_si256((const __m256i *)(const void *)(p + 32));
+    return (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) |
+           (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) << 32;
 }
 
-/* The next newline at or after P (P inside the current block or after
- * it), or NULL. */
-static const char *audit_input_nl_next(struct audit_input_nl *f, const char *p)
-{
-#if defined(__SSE2__)
-    for (;;) {
-        if (f->mask != 0) {
-            const char *at = f->block + __builtin_ctzll(f->mask);
-            f->mask &= f->mask - 1;
-            if (at >= p)
-                return at;
-            continue;
-        }
-        if (f->end - f->block < 128)
-            break;
-        f->block += 64;
-        f->mask = audit_input_nl_mask(f->block);
+/* audit_input_nl_init_X and audit_input_nl_next_X (the next newline at or
+ * after P, P inside the current block or after it; NULL if none) for the
+ * mask function audit_input_nl_mask_X, compiled with ATTR. */
+#define AUDIT_INPUT_NL(X, ATTR)                                                                    \
+    ATTR static inline void audit_input_nl_init_##X(struct audit_input_nl *f, const char *p,       \
+                                                    const char *end)                               \
+    {                                                                                              \
+        f->block = p;                                                                              \
+        f->end = end;                                                                              \
+        f->mask = end - p >= 64 ? audit_input_nl_mask_##X(p) : 0;                                  \
+    }                                                                                              \
+    ATTR static inline const char *audit_input_nl_next_##X(struct audit_input_nl *f,               \
+                                                           const char *p)                          \
+    {                                                                                              \
+        for (;;) {                                                                                 \
+            if (f->mask != 0) {                                                                    \
+                const char *at = f->block + __builtin_ctzll(f->mask);                              \
+                f->mask &= f->mask - 1;                                                            \
+                if (at >= p)                                                                       \
+                    return at;                                                                     \
+                continue;                                                                          \
+            }                                                                                      \
+            if (f->end - f->block < 128)                                                           \
+                break;                                                                             \
+            f->block += 64;                                                                        \
+            f->mask = audit_input_nl_mask_##X(f->block);                                           \
+        }                                                                                          \
+        if (p < f->block + 64 && f->end - f->block >= 64)                                          \
+            p = f->block + 64;                                                                     \
+        return memchr(p, '\n', (size_t)(f->end - p));                                              \
     }
-    if (p < f->block + 64 && f->end - f->block >= 64)
-        p = f->block + 64;
-#endif
+AUDIT_INPUT_NL(sse2, )
+AUDIT_INPUT_NL(avx2, AUDIT_INPUT_AVX2)
+#else
+static inline void audit_input_nl_init_any(struct audit_input_nl *f, const char *p, const char *end)
+{
+    f->end = end;
+    (void)p;
+}
+
+static inline const char *audit_input_nl_next_any(struct audit_input_nl *f, const char *p)
+{
     return memchr(p, '\n', (size_t)(f->end - p));
 }
+#endif
 
-/* The lines of P[0..END) that start before LIMIT, into events. */
+/* One line of LEN bytes at P into B. */
+static inline void audit_input_line(struct audit_input_batch *b, const char *p, size_t len)
+{
+    struct audit_event ev;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    b->lines++;
+    if (len > AUDIT_INPUT_LINE)
+        len = AUDIT_INPUT_LINE;
+    if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
+        if (audit_join_prepare(&ev))
+            audit_input_add_event(b, &ev, len);
+        else
+            b->unused++;
+    }
+}
+
+/* audit_input_parse_X: the lines of P[0..END) that start before LIMIT, into
+ * events, with the newline finder X. */
+#define AUDIT_INPUT_PARSE(X, ATTR)                                                                 \
+    ATTR static void audit_input_parse_##X(struct audit_input_batch *b, const char *p,             \
+                                           const char *end, const char *limit)                     \
+    {                                                                                              \
+        struct audit_input_nl f;                                                                   \
+        audit_input_nl_init_##X(&f, p, end);                                                       \
+        while (p < end && p < limit) {                                                             \
+            const char *nl = audit_input_nl_next_##X(&f, p);                                       \
+            audit_input_line(b, p, (size_t)((nl != NULL ? nl : end) - p));                         \
+            p = nl != NULL ? nl + 1 : end;                                                         \
+        }                                                                                          \
+    }
+
+#if defined(__SSE2__)
+AUDIT_INPUT_PARSE(sse2, )
+AUDIT_INPUT_PARSE(avx2, AUDIT_INPUT_AVX2)
+
 static void audit_input_parse(struct audit_input_batch *b, const char *p, const char *end,
                               const char *limit)
 {
-    struct audit_input_nl f;
-    struct audit_event ev;
-    audit_input_nl_init(&f, p, end);
-    while (p < end && p < limit) {
-        const char *nl = audit_input_nl_next(&f, p);
-        const char *stop = nl != NULL ? nl : end;
-        size_t len = (size_t)(stop - p);
-        if (len > 0 && p[len - 1] == '\r')
-            len--;
-        b->lines++;
-        if (len > AUDIT_INPUT_LINE)
-            len = AUDIT_INPUT_LINE;
-        if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
-            if (audit_join_prepare(&ev))
-                audit_input_add_event(b, &ev, len);
-            else
-                b->unused++;
-        }
-        p = nl != NULL ? nl + 1 : end;
-    }
+    if (__builtin_cpu_supports("avx2"))
+        audit_input_parse_avx2(b, p, end, limit);
+    else
+        audit_input_parse_sse2(b, p, end, limit);
 }
+#else
+AUDIT_INPUT_PARSE(any, )
+
+static void audit_input_parse(struct audit_input_batch *b, const char *p, const char *end,
+                              const char *limit)
+{
+    audit_input_parse_any(b, p, end, limit);
+}
+#endif
 
 /* Batch K of a regular file: the lines that start in [k * B, (k + 1) * B)
  * of the mapping. */
