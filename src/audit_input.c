@@ -345,6 +345,7 @@ struct audit_input_run {
     uint64_t nbatches;   /* seekable: how many */
     uint64_t next_claim; /* the next batch to hand out */
     uint64_t next_join;  /* the next batch to join */
+    uint64_t released;   /* seekable: batches before this one are unmapped from memory */
     int eof, failed, err;
     char *carry; /* a pipe: the partial line after the last batch */
     size_t carry_len;
@@ -619,6 +620,22 @@ static void audit_input_take(struct audit_input_run *r, struct audit_input_slot 
     s->len = (size_t)n;
 }
 
+/* Under the lock, in a parsing thread: gives back the pages of the batches
+ * that are joined and no longer read (a batch reads the byte before it and
+ * the end of its last line in the next one), so that they are not all
+ * unmapped at the end, on the way to the report. */
+static void audit_input_release(struct audit_input_run *r)
+{
+    uint64_t from = r->released, to = r->next_join > 0 ? r->next_join - 1 : 0;
+    if (!r->seekable || to <= from + 7)
+        return;
+    r->released = to;
+    pthread_mutex_unlock(&r->lock);
+    madvise((void *)(r->map + from * AUDIT_INPUT_BATCH), (size_t)(to - from) * AUDIT_INPUT_BATCH,
+            MADV_DONTNEED);
+    pthread_mutex_lock(&r->lock);
+}
+
 /* Parses slot S (without the lock), then marks it ready (with it). */
 static void audit_input_parse_slot(struct audit_input_run *r, struct audit_input_slot *s)
 {
@@ -664,6 +681,7 @@ static void *audit_input_parser(void *arg)
             break;
         audit_input_take(r, s);
         audit_input_parse_slot(r, s);
+        audit_input_release(r);
     }
     pthread_mutex_unlock(&r->lock);
     return NULL;
