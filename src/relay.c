@@ -48,6 +48,7 @@ struct relay {
     char out_key[300];
     enum relay_step step;
     bool mail_failed;
+    bool rcpt_waits; /* a next hop without PIPELINING: RCPT goes after MAIL's 2xx */
     char mail_reply[1024];
     char rids[512]; /* "0, 1, 2" */
     unsigned pending_rid;
@@ -126,6 +127,7 @@ void relay_reset(struct relay *r)
     r->key[0] = '\0';
     r->mid = 0;
     r->mail_failed = false;
+    r->rcpt_waits = false;
     r->rids[0] = '\0';
 }
 
@@ -195,6 +197,14 @@ static void relay_on_rcpt(void *arg, const char *reply)
     r->cb(r->arg, reply);
 }
 
+static void relay_send_rcpt(struct relay *r)
+{
+    char line[SMTP_PATH_MAX + 60];
+    snprintf(line, sizeof(line), "RCPT TO:<%s>", r->pending_rcpt);
+    r->busy++;
+    smtp_out_command(r->out, line, relay_on_rcpt, r);
+}
+
 static void relay_on_mail(void *arg, const char *reply)
 {
     struct relay *r = arg;
@@ -204,18 +214,18 @@ static void relay_on_mail(void *arg, const char *reply)
         r->mail_failed = true;
         snprintf(r->mail_reply, sizeof(r->mail_reply), "%s", reply);
     }
-}
-
-static void relay_send_rcpt(struct relay *r)
-{
-    char line[SMTP_PATH_MAX + 60];
-    snprintf(line, sizeof(line), "RCPT TO:<%s>", r->pending_rcpt);
-    r->busy++;
-    smtp_out_command(r->out, line, relay_on_rcpt, r);
+    if (!r->rcpt_waits)
+        return;
+    r->rcpt_waits = false;
+    if (r->mail_failed)
+        r->cb(r->arg, r->mail_reply); /* no transaction, no RCPT (RFC 5321 4.1.4) */
+    else
+        relay_send_rcpt(r);
 }
 
 /* MAIL (once per transaction, with the client's parameters that the next
- * hop can take) and the pending RCPT, pipelined when it allows. */
+ * hop can take) and the pending RCPT: together when the next hop offers
+ * PIPELINING, else the RCPT once MAIL is accepted. */
 static void relay_send_mail_rcpt(struct relay *r)
 {
     char line[SMTP_PATH_MAX + 600];
@@ -227,7 +237,10 @@ static void relay_send_mail_rcpt(struct relay *r)
     r->step = RELAY_MAIL;
     r->busy++;
     smtp_out_command(r->out, line, relay_on_mail, r);
-    relay_send_rcpt(r);
+    if (smtp_out_has(r->out, "PIPELINING"))
+        relay_send_rcpt(r);
+    else
+        r->rcpt_waits = true;
 }
 
 static void relay_on_ready(void *arg, const char *failure)

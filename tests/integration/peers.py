@@ -472,12 +472,14 @@ class RawUpstream(Recorder, ThreadedServer):
     reply, once this many bytes of message text have arrived, for the first
     DROPS messages; PIPELINING: advertise it; EXTENSIONS: the other EHLO
     keywords (MAIL parameters of others get 555, as a strict server
-    does)."""
+    does); MAIL_REPLY: a refusal for every MAIL. RCPT without an accepted
+    MAIL gets 503, as Postfix answers."""
 
     def __init__(self, cert="good", inject=b"", tls="ok", ehlo=True, probe=0.0, drop_after=None,
                  drops=1, pipelining=False, extensions=("SIZE 100000000", "8BITMIME"),
-                 name="raw.example.test"):
+                 name="raw.example.test", mail_reply=None):
         super().__init__()
+        self.mail_reply = mail_reply
         self.cert = cert
         self.tls_mode = tls
         self.ehlo = ehlo
@@ -562,9 +564,14 @@ class RawUpstream(Recorder, ThreadedServer):
                 if not params <= known:
                     sock.sendall(b"555 5.5.4 MAIL parameters not recognized\r\n")
                     continue
+                if self.mail_reply:
+                    sock.sendall(self.mail_reply.encode() + b"\r\n")
+                    continue
                 mail = arg
                 rcpts = []
                 sock.sendall(b"250 2.1.0 Ok\r\n")
+            elif verb == "RCPT" and mail is None:
+                sock.sendall(b"503 5.5.1 Error: need MAIL command\r\n")
             elif verb == "RCPT":
                 m = re.search(r"<([^>]*)>", arg)
                 rcpts.append(m.group(1) if m else arg)

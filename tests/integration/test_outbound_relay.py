@@ -182,6 +182,7 @@ class PassThroughTest(OutboundTestCase):
 
     listener_config = {"out": {"tls": "preferred", "route": None, "interface": "Relay"}}
 
+    REFUSED = "550 5.7.1 <sender@example.org>: Sender address rejected: Access denied"
     USER_UNKNOWN = ["550-5.1.1 The email account that you tried to reach does not exist.",
                     "550 5.1.1 https://support.google.com/mail/?p=NoSuchUser"]
 
@@ -194,6 +195,8 @@ class PassThroughTest(OutboundTestCase):
         cls.add_peer("badsender", SMTPUpstream(
             mail_reply="553 5.1.8 <sender@example.org>: Sender address rejected: Domain not found"))
         cls.add_peer("noext", RawUpstream(extensions=()))
+        cls.add_peer("refuse", RawUpstream(mail_reply=cls.REFUSED))
+        cls.add_peer("refusepipe", RawUpstream(mail_reply=cls.REFUSED, pipelining=True))
         cls.add_peer("ext", RawUpstream(extensions=("SIZE 100000000", "8BITMIME")))
 
     @classmethod
@@ -202,7 +205,10 @@ class PassThroughTest(OutboundTestCase):
                 + route("badsender", "badsender.example", cls.peers["badsender"].port,
                         tls="required")
                 + route("noext", "noext.example", cls.peers["noext"].port, tls="required")
-                + route("ext", "ext.example", cls.peers["ext"].port, tls="required"))
+                + route("ext", "ext.example", cls.peers["ext"].port, tls="required")
+                + route("refuse", "refuse.example", cls.peers["refuse"].port, tls="required")
+                + route("refusepipe", "refusepipe.example", cls.peers["refusepipe"].port,
+                        tls="required"))
 
     def test_multiline_rcpt_rejection(self):
         mark = self.mark()
@@ -237,6 +243,25 @@ class PassThroughTest(OutboundTestCase):
             "553 5.1.8 <sender@example.org>: Sender address rejected: Domain not found"])
         self.assertEqual(self.peers["badsender"].messages, [])
         c.cmd("QUIT")
+
+    def test_no_rcpt_after_refused_mail(self):
+        # Without PIPELINING the RCPT waits for MAIL's reply and is not sent
+        # after a refusal (no transaction: RFC 5321 4.1.4); with it, both go
+        # together. Either way the refusal answers the client's RCPT.
+        for dom, up, rcpt_sent in (("refuse.example", "refuse", False),
+                                   ("refusepipe.example", "refusepipe", True)):
+            with self.subTest(next_hop=up):
+                self.peers[up].reset()
+                c, replies = self.transaction(["user@%s" % dom])
+                self.assertEqual(replies[-1].lines, [self.REFUSED])
+                c.cmd("QUIT")  # the transaction at the next hop ends (RSET or QUIT)
+                deadline = time.monotonic() + tt.TIMEOUT
+                while time.monotonic() < deadline and not {"RSET", "QUIT"} & {
+                        v for v, _ in self.peers[up].verbs()}:
+                    time.sleep(0.05)
+                verbs = [v for v, _ in self.peers[up].verbs()]
+                self.assertTrue({"RSET", "QUIT"} & set(verbs), verbs)
+                self.assertEqual("RCPT" in verbs, rcpt_sent, verbs)
 
     def test_message_text_unchanged(self):
         body = (b"From: <sender@example.org>\r\nTo: <user@example.org>\r\nSubject: dots\r\n\r\n"
