@@ -538,6 +538,10 @@ static void audit_input_load_file(struct audit_input_run *r, struct audit_input_
     const char *base = r->map, *end = r->map + r->map_len;
     const char *p = base + k * AUDIT_INPUT_BATCH;
     const char *limit = p + AUDIT_INPUT_BATCH < end ? p + AUDIT_INPUT_BATCH : end;
+#ifdef MADV_POPULATE_READ
+    /* the batch's pages mapped in one call rather than fault by fault */
+    madvise((void *)p, (size_t)(limit - p), MADV_POPULATE_READ);
+#endif
     if (k > 0 && p[-1] != '\n') { /* the line at p - 1 belongs to batch k - 1 */
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         p = nl != NULL ? nl + 1 : end;
