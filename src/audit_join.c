@@ -345,6 +345,9 @@ static void audit_join_conn_new(struct audit_join *j, const struct audit_event *
     c->protocol = c->cipher = c->domain = AUDIT_NONE_KEY;
     audit_join_copy(c->ip, sizeof(c->ip), ev->ip);
     c->ip_key = audit_stats_key_hashed(j->st, &j->st->ips, ev->ip.p, ev->ip.n, 1, ev->h_ip);
+    /* Its counters are read at its close and by its messages, often fewer
+     * events later than audit_join_prefetch looks ahead. */
+    audit_stats_prefetch_key(&j->st->ips, c->ip_key, ev->dir);
     audit_join_copy(c->local_ip, sizeof(c->local_ip), ev->local_ip);
     c->host[0] = c->policy[0] = c->reason[0] = '\0';
     if (!(ev->host.n == 7 && memcmp(ev->host.p, "unknown", 7) == 0))
