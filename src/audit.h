@@ -224,10 +224,11 @@ struct audit_table {
 };
 
 /* The head of every pooled entry: the key, the age-list and hash links
- * (indices into the pool, 0 = none). */
+ * (indices into the pool, 0 = none) and the entry's own index (0 while it
+ * is free). */
 struct audit_node {
     uint64_t key;
-    uint32_t prev, next, hnext, used;
+    uint32_t prev, next, hnext, self;
 };
 
 /* A finished (or evicted) connection as the join hands it over. */

@@ -50,9 +50,9 @@ static struct audit_node *audit_join_at(struct audit_pool *p, uint32_t i)
     return (struct audit_node *)(p->items + (size_t)(i - 1) * p->size);
 }
 
-static uint32_t audit_join_index(struct audit_pool *p, const struct audit_node *n)
+static uint32_t audit_join_index(const struct audit_node *n)
 {
-    return (uint32_t)(((const char *)n - p->items) / p->size) + 1;
+    return n->self;
 }
 
 /* IDs are handed out in increasing order: their low bits spread them over
@@ -108,7 +108,7 @@ static void audit_join_age_unlink(struct audit_pool *p, struct audit_node *n)
 
 static void audit_join_age_push(struct audit_pool *p, struct audit_node *n)
 {
-    uint32_t i = audit_join_index(p, n);
+    uint32_t i = audit_join_index(n);
     n->prev = 0;
     n->next = p->head;
     if (p->head != 0)
@@ -137,13 +137,13 @@ static inline struct audit_node *audit_join_find(struct audit_pool *p, uint64_t 
         return audit_join_at(p, p->last);
     struct audit_node *n = audit_join_lookup(p, key);
     if (n != NULL)
-        p->last = audit_join_index(p, n);
+        p->last = audit_join_index(n);
     return n;
 }
 
 static void audit_join_unhash(struct audit_pool *p, struct audit_node *n)
 {
-    uint32_t i = audit_join_index(p, n);
+    uint32_t i = audit_join_index(n);
     uint32_t *link = &p->buckets[audit_join_slot(p, n->key)];
     while (*link != 0 && *link != i)
         link = &audit_join_at(p, *link)->hnext;
@@ -153,13 +153,13 @@ static void audit_join_unhash(struct audit_pool *p, struct audit_node *n)
 
 static void audit_join_remove(struct audit_pool *p, struct audit_node *n)
 {
-    if (p->last == audit_join_index(p, n))
+    if (p->last == audit_join_index(n))
         p->last = 0;
     audit_join_unhash(p, n);
     audit_join_age_unlink(p, n);
-    n->used = 0;
     n->next = p->free;
-    p->free = audit_join_index(p, n);
+    p->free = audit_join_index(n);
+    n->self = 0;
     p->count--;
 }
 
@@ -201,7 +201,7 @@ static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool
     struct audit_node *n = audit_join_at(p, i);
     memset(n, 0, p->clear);
     n->key = key;
-    n->used = 1;
+    n->self = i;
     uint32_t slot = audit_join_slot(p, key);
     n->hnext = p->buckets[slot];
     p->buckets[slot] = i;
@@ -345,6 +345,9 @@ static void audit_join_conn_new(struct audit_join *j, const struct audit_event *
     c->protocol = c->cipher = c->domain = AUDIT_NONE_KEY;
     audit_join_copy(c->ip, sizeof(c->ip), ev->ip);
     c->ip_key = audit_stats_key_hashed(j->st, &j->st->ips, ev->ip.p, ev->ip.n, 1, ev->h_ip);
+    /* Its counters are read at its close and by its messages, often fewer
+     * events later than audit_join_prefetch looks ahead. */
+    audit_stats_prefetch_key(&j->st->ips, c->ip_key, ev->dir);
     audit_join_copy(c->local_ip, sizeof(c->local_ip), ev->local_ip);
     c->host[0] = c->policy[0] = c->reason[0] = '\0';
     if (!(ev->host.n == 7 && memcmp(ev->host.p, "unknown", 7) == 0))
