@@ -468,22 +468,31 @@ static char *audit_report_at_time(struct audit_report_out *out, char *o, int64_t
 #define AUDIT_REPORT_AT_KV(o, key, v)                                                              \
     audit_report_at_num(audit_report_at(o, AUDIT_REPORT_LIT(key)), v)
 
-static void audit_report_json_counts(struct audit_report_out *out, const struct audit_count *c,
-                                     int dir)
+/* At O: the connection and message counts of C as JSON members (with the
+ * verification counts when VERIFIED; no leading comma when FIRST). */
+static char *audit_report_at_counts(char *o, const struct audit_count *c, int first, int verified)
 {
-    char *o = audit_report_room(out, 512);
-    o = AUDIT_REPORT_AT_KV(o, "\"connections\": ", c->conns);
+    if (first)
+        o = AUDIT_REPORT_AT_KV(o, "\"connections\": ", c->conns);
+    else
+        o = AUDIT_REPORT_AT_KV(o, ", \"connections\": ", c->conns);
     o = AUDIT_REPORT_AT_KV(o, ", \"tls_success\": ", c->tls_ok);
     o = AUDIT_REPORT_AT_KV(o, ", \"tls_failed\": ", c->tls_failed);
     o = AUDIT_REPORT_AT_KV(o, ", \"no_tls\": ", c->no_tls);
-    if (dir == AUDIT_OUT) {
+    if (verified) {
         o = AUDIT_REPORT_AT_KV(o, ", \"verified\": ", c->verified);
         o = AUDIT_REPORT_AT_KV(o, ", \"unverified\": ", c->unverified);
         o = AUDIT_REPORT_AT_KV(o, ", \"required_failures\": ", c->req_failed);
     }
     o = AUDIT_REPORT_AT_KV(o, ", \"messages\": ", c->msgs);
-    o = AUDIT_REPORT_AT_KV(o, ", \"messages_without_tls\": ", c->msgs_plain);
-    audit_report_done(out, o);
+    return AUDIT_REPORT_AT_KV(o, ", \"messages_without_tls\": ", c->msgs_plain);
+}
+
+static void audit_report_json_counts(struct audit_report_out *out, const struct audit_count *c,
+                                     int dir)
+{
+    char *o = audit_report_room(out, 512);
+    audit_report_done(out, audit_report_at_counts(o, c, 1, dir == AUDIT_OUT));
 }
 
 /* {"name": count, ...} of one direction (DIR) or both (-1). */
@@ -516,13 +525,7 @@ static void audit_report_json_peer(struct audit_report_out *out, const struct au
     audit_report_json_s(out, k->name);
     audit_report_put(out, AUDIT_REPORT_LIT(", \"host\": "));
     audit_report_json_opt(out, k->host[dir]);
-    char *o = audit_report_room(out, 512);
-    o = AUDIT_REPORT_AT_KV(o, ", \"connections\": ", c->conns);
-    o = AUDIT_REPORT_AT_KV(o, ", \"tls_success\": ", c->tls_ok);
-    o = AUDIT_REPORT_AT_KV(o, ", \"tls_failed\": ", c->tls_failed);
-    o = AUDIT_REPORT_AT_KV(o, ", \"no_tls\": ", c->no_tls);
-    o = AUDIT_REPORT_AT_KV(o, ", \"messages\": ", c->msgs);
-    o = AUDIT_REPORT_AT_KV(o, ", \"messages_without_tls\": ", c->msgs_plain);
+    char *o = audit_report_at_counts(audit_report_room(out, 512), c, 0, 0);
     *o++ = '}';
     audit_report_done(out, o);
 }
