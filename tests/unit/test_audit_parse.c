@@ -784,6 +784,141 @@ START_TEST(test_input_batches)
 }
 END_TEST
 
+/* A mail log of tlsgate's own lines, NSESS inbound sessions, two of them
+ * open at a time (their lines interleave), each with one to three
+ * messages delivered over a TLS, plain or failing DCID: deliveries whose
+ * "Delivery start" and "Message done" are adjacent and others where a line
+ * of the other session comes between, peer-certificate and verify lines,
+ * required-TLS failures with our Warning and a Connection Error. */
+static void test_write_dense(const char *path, int nsess)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    unsigned seed = 7;
+    int icid = 100, dcid = 500, mid = 1000, sec = 0;
+    char other[2][256] = {"", ""}; /* a pending line of the other session */
+    for (int k = 0; k < nsess; k++) {
+        int me = ++icid, side = k % 2;
+        seed = seed * 1103515245u + 12345u;
+        int tls_in = (seed >> 16) % 4 != 0, nmsg = 1 + (int)((seed >> 20) % 3);
+        char stamp[40];
+        snprintf(stamp, sizeof(stamp), "Mon Nov 30 %02d:%02d:%02d 2026 Info: ", sec / 3600 % 24,
+                 sec / 60 % 60, sec % 60);
+#define W(...) (fputs(stamp, f), fprintf(f, __VA_ARGS__), fputc('\n', f))
+        W("New SMTP ICID %d interface Data 1 (192.0.2.1) address 198.51.%d.%d reverse dns host "
+          "mx%d.sender.example verified yes",
+          me, k % 7, 1 + k % 250, k % 9);
+        if (other[!side][0] != '\0') { /* the other session's close comes in between */
+            fputs(other[!side], f);
+            other[!side][0] = '\0';
+        }
+        if (tls_in)
+            W("ICID %d TLS success protocol %s cipher %s", me, k % 5 ? "TLSv1.3" : "TLSv1",
+              k % 5 ? "TLS_AES_256_GCM_SHA384" : "DHE-RSA-AES256-SHA");
+        for (int m = 0; m < nmsg; m++) {
+            int my_mid = ++mid, d = ++dcid;
+            const char *dom = (const char *[]){"example.org", "Example.NET", "bank.example",
+                                               "plain.example"}[(k + m) % 4];
+            W("Start MID %d ICID %d", my_mid, me);
+            W("MID %d ICID %d From: <user%d@Sender%d.example>", my_mid, me, m, k % 5);
+            W("MID %d ICID %d RID 0 To: <rcpt%d@%s>", my_mid, me, k % 11, dom);
+            W("MID %d ready %d bytes from <user%d@sender%d.example>", my_mid, 900 + k, m, k % 5);
+            W("New SMTP DCID %d interface 192.0.2.1 address 203.0.113.%d port 25", d, 1 + k % 20);
+            seed = seed * 1103515245u + 12345u;
+            int r = (int)((seed >> 16) % 10);
+            if (r == 0) {
+                W("DCID %d TLS failed: STARTTLS not offered", d);
+                W("DCID %d IP 203.0.113.%d TLS was required but could not be successfully "
+                  "negotiated",
+                  d, 1 + k % 20);
+                fprintf(f,
+                        "%.25sWarning: TLS required for %s could not be met by mx.%s "
+                        "(203.0.113.%d): STARTTLS not offered\n",
+                        stamp, dom, dom, 1 + k % 20);
+                W("Connection Error: DCID %d domain: %s IP: 203.0.113.%d port: 25 details: "
+                  "STARTTLS not offered interface: 192.0.2.1 reason: TLS required",
+                  d, dom, 1 + k % 20);
+                W("DCID %d close", d);
+                W("MID %d aborted: 451 4.7.4 TLS required but not offered", my_mid);
+                continue;
+            }
+            if (r < 8) {
+                W("DCID %d TLS success protocol TLSv1.3 cipher TLS_AES_256_GCM_SHA384", d);
+                W("DCID %d TLS peer certificate subject CN=mx.%s issuer CN=Example CA not after "
+                  "Jan  1 00:00:00 2030 GMT",
+                  d, dom);
+                if (r < 5)
+                    W("DCID %d TLS verify ok host mx.%s policy preferred-verify", d, dom);
+            }
+            W("Delivery start DCID %d MID %d to RID [0]", d, my_mid);
+            if (r == 9)
+                W("MID %d Subject 'between the start and the end of a delivery'", my_mid);
+            if (r == 8)
+                W("ICID %d TLS success protocol TLSv1.2 cipher AES128-SHA", me);
+            W("Message done DCID %d MID %d to RID [0]", d, my_mid);
+            W("MID %d done", my_mid);
+            W("DCID %d close", d);
+        }
+        snprintf(other[side], sizeof(other[side]), "%sICID %d close\n", stamp, me);
+        sec += 1 + k % 3;
+#undef W
+    }
+    for (int i = 0; i < 2; i++)
+        fputs(other[i], f);
+    fclose(f);
+}
+
+static char *test_json(struct audit_stats *st)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(audit_report_json(f, st), 0);
+    fclose(f);
+    return buf;
+}
+
+/* Many batches through the parsing threads report exactly what the same
+ * lines joined one by one report (whatever the threads leave out or merge
+ * on the way must not change a count, a list entry or an order). */
+START_TEST(test_input_batches_as_lines)
+{
+    const char *path = test_path("dense");
+    test_write_dense(path, 4000);
+    struct audit_stats by_batch;
+    const char *paths[] = {path};
+    test_read(&by_batch, paths, 1);
+    char *a = test_json(&by_batch);
+
+    struct audit_filter all = {AUDIT_NO_TIME, AUDIT_NO_TIME, -1, NULL};
+    struct audit_stats by_line;
+    struct audit_join j;
+    ck_assert_int_eq(audit_stats_init(&by_line, &all), 0);
+    ck_assert_int_eq(audit_join_init(&j, &by_line), 0);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        audit_join_line(&j, line, strcspn(line, "\n"));
+    }
+    fclose(f);
+    audit_join_finish(&j);
+    char *b = test_json(&by_line);
+
+    ck_assert_uint_gt(by_batch.total[AUDIT_IN].conns, 3900);
+    ck_assert_uint_gt(by_batch.total[AUDIT_OUT].req_failed, 300);
+    ck_assert_uint_gt(by_batch.nplain, 1000);
+    ck_assert_uint_eq(by_batch.events, by_line.events);
+    ck_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    audit_join_free(&j);
+    audit_stats_free(&by_line);
+    audit_stats_free(&by_batch);
+}
+END_TEST
+
 /* ---- output pieces --------------------------------------------------------- */
 
 START_TEST(test_json_str)
@@ -863,6 +998,7 @@ static Suite *test_suite(void)
     tcase_add_test(tc, test_input_edges);
     tcase_add_test(tc, test_input_stdin);
     tcase_add_test(tc, test_input_batches);
+    tcase_add_test(tc, test_input_batches_as_lines);
     suite_add_tcase(s, tc);
 
     tc = test_case("output");
