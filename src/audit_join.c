@@ -504,9 +504,10 @@ static void audit_join_ready(struct audit_join *j, const struct audit_event *ev)
         return;
     m->ready = 1;
     m->t_ready = ev->time;
-    if (m->from[0] == '\0' && ev->addr.n > 0) {
+    if (m->from[0] == '\0' && ev->addr.n > 0) { /* no From: line: rare, so worked out here */
+        struct audit_str d = audit_stats_addr_domain(ev->addr.p, ev->addr.n);
         audit_join_copy(m->from, sizeof(m->from), ev->addr);
-        m->from_domain = audit_join_domain(j, ev->addr_domain, ev->h_addr_domain);
+        m->from_domain = audit_join_domain(j, d, audit_stats_hash(d.p, d.n, 1));
     }
 }
 
@@ -698,7 +699,7 @@ static const uint8_t audit_join_nums_of[AUDIT_EV_COUNT] = {
     [AUDIT_EV_MID_START] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID,
     [AUDIT_EV_MID_FROM] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
     [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
-    [AUDIT_EV_MID_READY] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
+    [AUDIT_EV_MID_READY] = AUDIT_JOIN_N_MID,
     [AUDIT_EV_MID_DONE] = AUDIT_JOIN_N_MID,
     [AUDIT_EV_MID_ABORTED] = AUDIT_JOIN_N_MID,
     [AUDIT_EV_DELIVERY] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
@@ -744,7 +745,7 @@ static const uint16_t audit_join_strs_of[AUDIT_EV_COUNT] = {
     [AUDIT_EV_VERIFY] = AUDIT_JOIN_HOST | AUDIT_JOIN_POLICY | AUDIT_JOIN_REASON,
     [AUDIT_EV_MID_FROM] = AUDIT_JOIN_ADDR | AUDIT_JOIN_ADDR_DOMAIN,
     [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_ADDR_DOMAIN,
-    [AUDIT_EV_MID_READY] = AUDIT_JOIN_ADDR | AUDIT_JOIN_ADDR_DOMAIN,
+    [AUDIT_EV_MID_READY] = AUDIT_JOIN_ADDR,
     [AUDIT_EV_CONN_ERROR] = AUDIT_JOIN_DOMAIN | AUDIT_JOIN_DETAILS | AUDIT_JOIN_REASON,
     [AUDIT_EV_REQ_WARNING] =
         AUDIT_JOIN_IP | AUDIT_JOIN_HOST | AUDIT_JOIN_DOMAIN | AUDIT_JOIN_REASON | AUDIT_JOIN_POLICY,
@@ -906,8 +907,7 @@ int audit_join_prepare(struct audit_event *ev)
         ev->h_domain = audit_stats_hash(ev->domain.p, ev->domain.n, 1);
         break;
     case AUDIT_EV_MID_FROM:
-    case AUDIT_EV_MID_RCPT:
-    case AUDIT_EV_MID_READY:
+    case AUDIT_EV_MID_RCPT: /* not "ready": its address matters only without a From: line */
         ev->addr_domain = audit_stats_addr_domain(ev->addr.p, ev->addr.n);
         ev->h_addr_domain = audit_stats_hash(ev->addr_domain.p, ev->addr_domain.n, 1);
         break;

@@ -645,6 +645,27 @@ START_TEST(test_filters)
 }
 END_TEST
 
+/* Without a From: line the sender (and its domain) comes from "ready". */
+START_TEST(test_join_ready_sender)
+{
+    static const char *const lines[] = {
+        L("New SMTP ICID 1 interface Data 1 (192.0.2.1) address 198.51.100.1 reverse dns host "
+          "a.example verified yes"),
+        L("Start MID 2 ICID 1"),
+        L("MID 2 ICID 1 RID 0 To: <y@b.example>"),
+        L("MID 2 ready 10 bytes from <bob@Ready.Example>"),
+        L("MID 2 done"),
+        L("ICID 1 close"),
+    };
+    struct test_audit a;
+    test_run(&a, NULL, lines, TEST_N(lines));
+    ck_assert_uint_eq(test_domain(&a, "ready.example", AUDIT_IN)->msgs, 1);
+    ck_assert_uint_eq(test_domain(&a, "ready.example", AUDIT_IN)->msgs_plain, 1);
+    ck_assert_uint_eq(a.st.nplain, 1);
+    test_done(&a);
+}
+END_TEST
+
 /* ---- inputs ---------------------------------------------------------------- */
 
 static void test_write_session(const char *path, int from, int to)
@@ -820,7 +841,8 @@ static void test_write_dense(const char *path, int nsess)
             const char *dom = (const char *[]){"example.org", "Example.NET", "bank.example",
                                                "plain.example"}[(k + m) % 4];
             W("Start MID %d ICID %d", my_mid, me);
-            W("MID %d ICID %d From: <user%d@Sender%d.example>", my_mid, me, m, k % 5);
+            if (k % 13 != 0) /* else the sender comes from the "ready" line */
+                W("MID %d ICID %d From: <user%d@Sender%d.example>", my_mid, me, m, k % 5);
             W("MID %d ICID %d RID 0 To: <rcpt%d@%s>", my_mid, me, k % 11, dom);
             W("MID %d ready %d bytes from <user%d@sender%d.example>", my_mid, 900 + k, m, k % 5);
             W("New SMTP DCID %d interface 192.0.2.1 address 203.0.113.%d port 25", d, 1 + k % 20);
@@ -989,6 +1011,7 @@ static Suite *test_suite(void)
     tcase_add_test(tc, test_join_spans_files);
     tcase_add_test(tc, test_join_bounded);
     tcase_add_test(tc, test_join_esa_order);
+    tcase_add_test(tc, test_join_ready_sender);
     tcase_add_loop_test(tc, test_filters, 0, TEST_N(filter_cases));
     suite_add_tcase(s, tc);
 
