@@ -135,6 +135,8 @@ void relay_free(struct relay *r)
 {
     if (r == NULL)
         return;
+    if (r->step != RELAY_BODY && r->step != RELAY_OPENING)
+        relay_drop_out(r, true); /* QUIT, after an RSET still in flight */
     relay_reset(r);
     relay_drop_out(r, true);
     r->orphaned = true;

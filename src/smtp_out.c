@@ -572,7 +572,7 @@ static void smtp_out_command_reply(struct smtp_out *o)
     o->qlen--;
     if (o->qlen == 0)
         smtp_out_arm(o, 0);
-    if (o->state == SMTP_OUT_QUIT) {
+    if (o->state == SMTP_OUT_QUIT && o->qlen == 0) { /* the reply to QUIT */
         smtp_out_drop_conn(o);
         return;
     }
@@ -930,15 +930,28 @@ void smtp_out_abort(struct smtp_out *o)
         smtp_out_free(o);
 }
 
+/* Only commands whose replies nobody waits for (RSET) are in the queue. */
+static bool smtp_out_queue_quiet(const struct smtp_out *o)
+{
+    for (size_t i = 0; i < o->qlen; i++) {
+        if (o->queue[(o->qhead + i) % SMTP_OUT_QUEUE].cb != NULL)
+            return false;
+    }
+    return true;
+}
+
 void smtp_out_close(struct smtp_out *o)
 {
     o->owner_gone = true;
     o->ready = NULL;
     o->drain = NULL;
-    if (o->state == SMTP_OUT_READY && o->qlen == 0 && o->conn != NULL) {
-        smtp_out_push(o, NULL, smtp_out_quit_cb, NULL);
+    if (o->state == SMTP_OUT_READY && o->conn != NULL && o->qlen < SMTP_OUT_QUEUE &&
+        smtp_out_queue_quiet(o)) {
+        /* QUIT after what is queued (an RSET, say), as the last of a
+         * pipelined group or once the replies before it are in */
+        smtp_out_push(o, "QUIT", smtp_out_quit_cb, NULL);
         smtp_out_enter_state(o, SMTP_OUT_QUIT);
-        smtp_out_send(o, "QUIT");
+        smtp_out_pump(o);
         smtp_out_arm(o, 5);
     } else {
         smtp_out_enter_state(o, SMTP_OUT_DEAD);
