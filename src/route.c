@@ -28,6 +28,25 @@ void route_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, i
         snprintf(buf, len, "unknown");
 }
 
+int route_source_text(const struct sockaddr_storage *dst, char *buf, size_t len)
+{
+    socklen_t dlen =
+        dst->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof(local);
+    int fd = socket(dst->ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, (const struct sockaddr *)dst, dlen) == 0 &&
+                     getsockname(fd, (struct sockaddr *)&local, &llen) == 0
+                 ? 0
+                 : -1;
+    close(fd);
+    if (rc == 0)
+        route_addr_text(&local, buf, len, NULL);
+    return rc;
+}
+
 /* ---- reverse DNS ---- */
 
 struct route_rdns_req {

@@ -18,6 +18,11 @@
  * cannot be shown) into BUF, and its port into *PORT when PORT is set. */
 void route_addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *port);
 
+/* The local address the system would send from towards DST, as text into
+ * BUF (found by routing a datagram socket; nothing is sent): the interface
+ * of a delivery attempt that never connected.  0, or -1 if there is none. */
+int route_source_text(const struct sockaddr_storage *dst, char *buf, size_t len);
+
 /* Reverse DNS of SA, forward-confirmed: CB gets the name (NULL if none) and
  * whether one of the name's addresses is SA.  ARG must stay valid until CB
  * runs (the caller holds a reference).  0 or a UV error. */

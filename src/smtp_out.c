@@ -214,6 +214,8 @@ static void smtp_out_fail(struct smtp_out *o, enum smtp_out_failure f, const cha
 {
     char clean[300];
     maillog_clean(clean, sizeof(clean), detail);
+    if (o->local_ip[0] == '\0' && o->cur != NULL) /* never connected: the route's interface */
+        route_source_text(&o->cur->addr, o->local_ip, sizeof(o->local_ip));
     maillog_info("Connection Error: DCID %llu domain: %s IP: %s port: %d details: %s "
                  "interface: %s reason: %s",
                  (unsigned long long)o->dcid, o->domain, o->peer_ip, o->port, clean,

@@ -368,7 +368,7 @@ class NextHopBehaviourTest(OutboundTestCase):
         self.assertReply(replies[-1], 451, re.compile(
             r"^451 4\.4\.1 Delivery to dead\.example failed: connection failed \(.+\)$"))
         self.gw.wait_for_log(r"^Connection Error: DCID \d+ domain: dead\.example IP: 127\.0\.0\.1 "
-                             r"port: %d details: .+ interface: \S+ reason: connection failed$"
+                             r"port: %d details: .+ interface: 127\.0\.0\.1 reason: connection failed$"
                              % self.dead_port, since=mark)
         # the session is still usable
         self.assertReply(c.cmd("RSET"), 250)
