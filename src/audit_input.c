@@ -3,10 +3,11 @@
  * Regular files are mapped and cut into 1 MiB batches parsed in parallel
  * (see "batches" below); gzip'd files (recognized by their magic bytes, not
  * their name) are read from a `gzip -dc` child (posix_spawnp, no shell);
- * "-" is standard input.  Newlines are found 64 bytes at a time (SSE2).  A
- * rotated set given in any order is sorted by the first time stamp of each
- * file, then by the first ICID/DCID/MID in it (IDs only grow), then by
- * mtime.  State of connections that span two files survives: the join sees
+ * "-" is standard input.  Newlines are found 64 bytes at a time (AVX2 or
+ * SSE2); a batch's pages are mapped in one call and given back once it is
+ * joined.  A rotated set given in any order is sorted by the first time
+ * stamp of each file, then by the first ICID/DCID/MID in it (IDs only
+ * grow), then by mtime.  State of connections that span two files survives: the join sees
  * one stream.  On a terminal, a progress line is drawn on standard error
  * once the work has taken a couple of seconds.  A mapped file that is
  * truncated while it is read (copytruncate rotation) ends the run with a

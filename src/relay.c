@@ -137,8 +137,7 @@ void relay_free(struct relay *r)
         return;
     if (r->step != RELAY_BODY && r->step != RELAY_OPENING)
         relay_drop_out(r, true); /* QUIT, after an RSET still in flight */
-    relay_reset(r);
-    relay_drop_out(r, true);
+    relay_reset(r);              /* aborts a delivery in the middle of a message */
     r->orphaned = true;
     if (r->busy == 0)
         relay_destroy(r);

@@ -915,12 +915,6 @@ uint64_t smtp_out_dcid(const struct smtp_out *o)
     return o->dcid;
 }
 
-static void smtp_out_quit_cb(void *arg, const char *reply)
-{
-    (void)arg;
-    (void)reply;
-}
-
 void smtp_out_abort(struct smtp_out *o)
 {
     o->owner_gone = true;
@@ -951,7 +945,7 @@ void smtp_out_close(struct smtp_out *o)
         smtp_out_queue_quiet(o)) {
         /* QUIT after what is queued (an RSET, say), as the last of a
          * pipelined group or once the replies before it are in */
-        smtp_out_push(o, "QUIT", smtp_out_quit_cb, NULL);
+        smtp_out_push(o, "QUIT", NULL, NULL); /* its reply ends the session */
         smtp_out_enter_state(o, SMTP_OUT_QUIT);
         smtp_out_pump(o);
         smtp_out_arm(o, 5);
