@@ -254,6 +254,12 @@ static void smtp_out_lost(struct smtp_out *o, const char *why)
         if (p.cb != NULL)
             p.cb(p.arg, reply);
     }
+    /* A writer held back by a full socket would wait for a drain that no
+     * longer comes: let it go on (what it writes now is dropped, and the
+     * end of the message is answered with the 451 above).  Last: the
+     * writer may end the session. */
+    if (o->drain != NULL && !o->owner_gone)
+        o->drain(o->drain_arg);
 }
 
 /* ---- the handshake phase ---- */
