@@ -373,17 +373,19 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
  * batches of these over): kind, flags, RID and time in 16 bytes, the IDs
  * and hashes the join reads for that kind (24 to 60 bytes), then the
  * non-empty strings it reads for that kind (of ip, local_ip, host,
- * protocol, cipher, domain, addr, addr_domain, reason, policy, details;
- * each as a 16-bit length and its bytes; at most 65535 bytes each, longer
- * ones are cut), padded to 8 bytes.  The join then reads one sequential
- * stream, neither the line nor a 350-byte event written by another CPU. */
-#define AUDIT_JOIN_PACKED_MAX(len) (64 + 8 + 11 * (2 + (size_t)(len)))
-/* Packs EV into DST (8-byte aligned, room for AUDIT_JOIN_PACKED_MAX(LEN)
- * bytes when no string of EV is longer than LEN, e.g. its line); the bytes
- * written, a multiple of 8. */
-size_t audit_join_pack(char *dst, const struct audit_event *ev);
-/* N packed events from RECS, in order. */
-void audit_join_packed(struct audit_join *j, const char *recs, size_t n);
+ * protocol, cipher, domain, addr, addr_domain, reason, policy, details),
+ * each as 8 bytes: its offset from BASE (the start of the batch's text, at
+ * most 4 GiB before it) and its length (at most 65535 bytes, longer ones
+ * are cut).  The strings stay in the batch's text, which outlives the
+ * join of the batch: the join reads one short sequential stream and the
+ * strings it needs, never a 350-byte event written by another CPU. */
+#define AUDIT_JOIN_PACKED_MAX (16 + 40 + 11 * 8)
+/* Packs EV, whose strings lie in the text at BASE, into DST (room for
+ * AUDIT_JOIN_PACKED_MAX bytes); the bytes written. */
+size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base);
+/* N packed events from RECS, whose strings lie in the text at BASE, in
+ * order. */
+void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base);
 /* End of all input: finalizes what is still open. */
 void audit_join_finish(struct audit_join *j);
 void audit_join_free(struct audit_join *j);

@@ -311,7 +311,8 @@ static void audit_input_progress_end(struct audit_input_progress *pg)
 struct audit_input_batch {
     char *buf;
     size_t cap;
-    char *rec; /* the events, packed for the join (audit_join_pack) */
+    const char *text; /* where the batch's lines start: the strings of the events lie after it */
+    char *rec;        /* the events, packed for the join (audit_join_pack) */
     size_t nev, reclen, reccap;
     uint64_t lines, bytes;
     uint64_t unused; /* events the join has no use for (not handed over) */
@@ -369,12 +370,11 @@ static int audit_input_batch_room(struct audit_input_batch *b, size_t bytes)
     return 0;
 }
 
-/* Packs EV (of a line of LEN bytes) after the events of B; -1 when memory
+/* Packs EV (its strings in the text of B) after the events of B; -1 when memory
  * is out (EV is lost). */
-static int audit_input_add_event(struct audit_input_batch *b, const struct audit_event *ev,
-                                 size_t len)
+static int audit_input_add_event(struct audit_input_batch *b, const struct audit_event *ev)
 {
-    size_t need = AUDIT_JOIN_PACKED_MAX(len);
+    size_t need = AUDIT_JOIN_PACKED_MAX;
     if (b->reccap - b->reclen < need) {
         size_t cap = b->reccap ? b->reccap * 2 : (size_t)256 << 10;
         while (cap - b->reclen < need)
@@ -396,7 +396,7 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
     b->last_id = ev->id;
     b->last_mid = ev->mid;
     b->last_rid = ev->rid;
-    b->reclen += audit_join_pack(b->rec + b->reclen, ev);
+    b->reclen += audit_join_pack(b->rec + b->reclen, ev, b->text);
     b->nev++;
     return 0;
 }
@@ -488,7 +488,7 @@ static inline void audit_input_line(struct audit_input_batch *b, const char *p, 
         len = AUDIT_INPUT_LINE;
     if (audit_parse_line(p, len, &b->ctx, &ev) != AUDIT_EV_NONE) {
         if (audit_join_prepare(&ev))
-            audit_input_add_event(b, &ev, len);
+            audit_input_add_event(b, &ev);
         else
             b->unused++;
     }
@@ -539,6 +539,7 @@ static void audit_input_load_file(struct audit_input_run *r, struct audit_input_
     const char *base = r->map, *end = r->map + r->map_len;
     const char *p = base + k * AUDIT_INPUT_BATCH;
     const char *limit = p + AUDIT_INPUT_BATCH < end ? p + AUDIT_INPUT_BATCH : end;
+    b->text = p;
 #ifdef MADV_POPULATE_READ
     /* the batch's pages mapped in one call rather than fault by fault */
     madvise((void *)p, (size_t)(limit - p), MADV_POPULATE_READ);
@@ -649,6 +650,7 @@ static void audit_input_parse_slot(struct audit_input_run *r, struct audit_input
     if (r->seekable) {
         audit_input_load_file(r, b, s->k);
     } else {
+        b->text = b->buf;
         audit_input_parse(b, b->buf, b->buf + s->len, b->buf + s->len);
         b->bytes = s->len;
     }
@@ -662,7 +664,7 @@ static void audit_input_join(struct audit_input_run *r, struct audit_input_slot 
 {
     struct audit_input_batch *b = &s->b;
     pthread_mutex_unlock(&r->lock);
-    audit_join_packed(r->j, b->rec, b->nev);
+    audit_join_packed(r->j, b->rec, b->nev, b->text);
     r->j->st->lines += b->lines;
     r->j->st->events += b->unused;
     r->pg->done += b->bytes;

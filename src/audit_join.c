@@ -756,11 +756,6 @@ static struct audit_str *audit_join_str(struct audit_event *ev, unsigned i)
     return (struct audit_str *)(void *)((char *)ev + audit_join_str_at[i]);
 }
 
-static size_t audit_join_round(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
-
 /* Appends the N bytes at V to *P. */
 static void audit_join_put(char **p, const void *v, size_t n)
 {
@@ -774,7 +769,7 @@ static void audit_join_get(const char **p, void *v, size_t n)
     *p += n;
 }
 
-size_t audit_join_pack(char *dst, const struct audit_event *ev)
+size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base)
 {
     struct audit_join_rec r = {
         .kind = (uint8_t)ev->kind,
@@ -807,18 +802,17 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev)
         const struct audit_str *f = audit_join_str((struct audit_event *)ev, i);
         if (f->n == 0)
             continue;
-        uint16_t n = (uint16_t)(f->n < 65535u ? f->n : 65535u);
+        uint64_t at = (uint64_t)(f->p - base) | (uint64_t)(f->n < 65535u ? f->n : 65535u) << 32;
         r.strs |= (uint16_t)(1u << i);
-        audit_join_put(&s, &n, sizeof(n));
-        audit_join_put(&s, f->p, n);
+        audit_join_put(&s, &at, sizeof(at));
     }
     memcpy(dst, &r, sizeof(r));
-    return audit_join_round((size_t)(s - dst));
+    return (size_t)(s - dst);
 }
 
 /* The event packed at P into *EV (its strings point into the record; the
  * strings its kind does not carry are empty); the next record. */
-static const char *audit_join_unpack(const char *p, struct audit_event *ev)
+static const char *audit_join_unpack(const char *p, struct audit_event *ev, const char *base)
 {
     struct audit_join_rec r;
     memcpy(&r, p, sizeof(r));
@@ -852,33 +846,34 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev)
     ev->addr.n = ev->addr_domain.n = ev->reason.n = ev->policy.n = ev->details.n = 0;
     for (unsigned strs = r.strs; strs != 0; strs &= strs - 1) {
         struct audit_str *f = audit_join_str(ev, (unsigned)__builtin_ctz(strs));
-        uint16_t n;
-        audit_join_get(&s, &n, sizeof(n));
-        f->p = s;
-        f->n = n;
-        s += n;
+        uint64_t at;
+        audit_join_get(&s, &at, sizeof(at));
+        f->p = base + (uint32_t)at;
+        f->n = (uint32_t)(at >> 32);
+        __builtin_prefetch(f->p); /* another CPU read the line: it is joined AHEAD events on */
+        __builtin_prefetch(f->p + f->n - 1);
     }
-    return p + audit_join_round((size_t)(s - p));
+    return s;
 }
 
 #define AUDIT_JOIN_RING     32   /* > AUDIT_JOIN_AHEAD, a power of 2 */
 #define AUDIT_JOIN_PF_BYTES 2048 /* records prefetched ahead (another CPU wrote them) */
 
-void audit_join_packed(struct audit_join *j, const char *recs, size_t n)
+void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base)
 {
     struct audit_event ring[AUDIT_JOIN_RING];
     const char *p = recs, *pf = recs; /* pf: the next cache line to prefetch */
     size_t next = 0;                  /* the next event to unpack */
     j->st->events += n;
     for (; next < n && next < AUDIT_JOIN_AHEAD; next++) {
-        p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING]);
+        p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING], base);
         audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
     }
     for (size_t i = 0; i < n; i++) {
         if (next < n) {
             for (; pf < p + AUDIT_JOIN_PF_BYTES; pf += 64)
                 __builtin_prefetch(pf);
-            p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING]);
+            p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING], base);
             audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
             next++;
         }
