@@ -393,9 +393,11 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
     }
     b->last_at = b->reclen;
     b->last_kind = ev->kind;
-    b->last_id = ev->id;
-    b->last_mid = ev->mid;
-    b->last_rid = ev->rid;
+    if (ev->kind == AUDIT_EV_DELIVERY) { /* the only kind compared with */
+        b->last_id = ev->id;
+        b->last_mid = ev->mid;
+        b->last_rid = ev->rid;
+    }
     b->reclen += audit_join_pack(b->rec + b->reclen, ev, b->text);
     b->nev++;
     return 0;
