@@ -670,7 +670,8 @@ struct audit_join_rec {
     uint32_t rid;
     int64_t time;
     /* then the numbers of the kind (audit_join_nums_of): the IDs, 8 bytes
-     * each, the hashes, 4 bytes each, padded to 8; then the strings */
+     * each, the hashes, 4 bytes each; then the strings, 8 bytes each (the
+     * offset from the batch's text, 32 bits, and the length) */
 };
 
 enum { AUDIT_JOIN_F_OUT = 1, AUDIT_JOIN_F_VERIFY_OK = 2, AUDIT_JOIN_F_NO_STARTTLS = 4 };
@@ -810,8 +811,8 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base
     return (size_t)(s - dst);
 }
 
-/* The event packed at P into *EV (its strings point into the record; the
- * strings its kind does not carry are empty); the next record. */
+/* The event packed at P into *EV (its strings point into the batch's text
+ * at BASE; the strings its kind does not carry are empty); the next record. */
 static const char *audit_join_unpack(const char *p, struct audit_event *ev, const char *base)
 {
     struct audit_join_rec r;
