@@ -40,8 +40,9 @@
  * its sender, its ICID's TLS result and the domains of its first
  * AUDIT_MSG_RCPTS recipients.  Tables of domains and peer addresses hold at
  * most AUDIT_STATS_MAX_KEYS keys each; later keys are counted as "(other)".
- * The lists (messages without TLS, required failures) are spilled to a
- * temporary file, not kept in memory.
+ * The lists (messages without TLS, required failures) stay in memory up
+ * to AUDIT_STATS_SPILL_MEM bytes each (about 70 bytes per message), then
+ * move to a temporary file.
  *
  * JSON (--json): the top level is exactly SPEC section 8's
  *   {"inbound", "outbound", "protocols", "ciphers", "domains", "without_tls"}.
@@ -264,8 +265,11 @@ struct audit_bucket {
 
 struct audit_spill; /* one spilled list: its temporary file and buffer (audit_stats.c) */
 
+#define AUDIT_STATS_SPILL_MEM ((size_t)64 << 20)
+
 struct audit_stats {
     struct audit_filter filter;
+    size_t spill_mem; /* the memory bound of each list (AUDIT_STATS_SPILL_MEM) */
     struct audit_count total[2];
     struct audit_table domains, ips, protocols, ciphers, rpt;
     int64_t first, last; /* time stamps of the lines that matter */
@@ -315,6 +319,10 @@ const char *audit_stats_weak_cipher(const char *name);
 
 /* The RFC 8460 result-type for a failure reason. */
 const char *audit_stats_result_type(const char *reason, int no_starttls, int verify_failed);
+
+/* The memory bound of each list from now on (tests move lists to their
+ * files early with a small one). */
+void audit_stats_spill_bound(struct audit_stats *st, size_t bytes);
 
 /* Spilled records, read back in order: rewind the list KIND ('W' without
  * TLS, 'R' required failures), then read each record. */

@@ -366,6 +366,7 @@ int audit_stats_init(struct audit_stats *st, const struct audit_filter *f)
     audit_stats_table_init(&st->protocols, 1000);
     audit_stats_table_init(&st->ciphers, 1000);
     audit_stats_table_init(&st->rpt, AUDIT_STATS_MAX_KEYS);
+    st->spill_mem = AUDIT_STATS_SPILL_MEM;
     return audit_stats_spill_open(st);
 }
 
@@ -508,13 +509,19 @@ struct audit_stats_spill_head {
 #define AUDIT_STATS_SPILL_MAX                                                                      \
     (sizeof(struct audit_stats_spill_head) + AUDIT_STATS_SPILL_NSTR * AUDIT_STATS_SPILL_STR)
 
-/* One list: while written, BUF collects the records not yet in FILE; once
- * rewound, it holds a window of FILE from which records are read. */
+/* One list.  It stays in memory, WIN holding all of it, while it fits in
+ * the spill's memory bound (st->spill_mem); beyond that it moves to FILE,
+ * and WIN is BUF: while written, it collects the records not yet in FILE;
+ * once rewound, it holds a window of FILE from which records are read. */
 struct audit_spill {
     FILE *file;
+    char *win;
+    size_t cap;    /* bytes WIN can hold */
+    size_t mem;    /* the memory bound */
+    int in_file;   /* the list is in FILE */
     uint64_t size; /* bytes in FILE */
-    uint64_t off;  /* reading: the offset in FILE of BUF[N] */
-    size_t n, at;  /* bytes in BUF; reading: where the next record starts */
+    uint64_t off;  /* reading: the offset in FILE of WIN[N] */
+    size_t n, at;  /* bytes in WIN; reading: where the next record starts */
     int reading;
     char buf[AUDIT_STATS_SPILL_BUF];
 };
@@ -528,6 +535,7 @@ static int audit_stats_spill_open(struct audit_stats *st)
         if (s == NULL)
             return -1;
         memset(s, 0, offsetof(struct audit_spill, buf));
+        s->mem = st->spill_mem;
         st->spill[i] = s;
         s->file = tmpfile();
         if (s->file == NULL)
@@ -541,6 +549,8 @@ static void audit_stats_spill_close(struct audit_stats *st)
     for (int i = 0; i < 2; i++) {
         if (st->spill[i] != NULL && st->spill[i]->file != NULL)
             fclose(st->spill[i]->file);
+        if (st->spill[i] != NULL && !st->spill[i]->in_file)
+            free(st->spill[i]->win);
         free(st->spill[i]);
         st->spill[i] = NULL;
     }
@@ -551,14 +561,26 @@ static struct audit_spill *audit_stats_spill(struct audit_stats *st, char kind)
     return st->spill[kind == 'R'];
 }
 
+void audit_stats_spill_bound(struct audit_stats *st, size_t bytes)
+{
+    st->spill_mem = bytes;
+    for (int i = 0; i < 2; i++) {
+        if (st->spill[i] != NULL)
+            st->spill[i]->mem = bytes;
+    }
+}
+
 /* Appends the buffered records to the file, all or none (a list that meets
- * a full disk loses records, never its order or framing). */
+ * a full disk loses records, never its order or framing); nothing while
+ * the list is in memory. */
 static void audit_stats_spill_flush(struct audit_spill *s)
 {
+    if (!s->in_file)
+        return;
     int fd = fileno(s->file);
     size_t done = 0;
     while (done < s->n) {
-        ssize_t r = pwrite(fd, s->buf + done, s->n - done, (off_t)(s->size + done));
+        ssize_t r = pwrite(fd, s->win + done, s->n - done, (off_t)(s->size + done));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -570,17 +592,41 @@ static void audit_stats_spill_flush(struct audit_spill *s)
     s->n = 0;
 }
 
+/* Room in WIN for a record of any size: more memory while the list fits
+ * the bound, else the list moves to the file (once) and BUF is flushed. */
+static void audit_stats_spill_room(struct audit_spill *s)
+{
+    if (!s->in_file) {
+        size_t cap = s->cap ? s->cap * 2 : (size_t)16 << 10;
+        while (cap < s->n + AUDIT_STATS_SPILL_MAX)
+            cap *= 2;
+        char *win = cap <= s->mem ? realloc(s->win, cap) : NULL;
+        if (win != NULL) {
+            s->win = win;
+            s->cap = cap;
+            return;
+        }
+        s->in_file = 1; /* WIN[0..N) is written below, then BUF takes over */
+    }
+    char *mem = s->win != s->buf ? s->win : NULL;
+    audit_stats_spill_flush(s);
+    free(mem);
+    s->win = s->buf;
+    s->cap = sizeof(s->buf);
+}
+
 /* Appends a record: H, then the strings STR[0..NSTR). */
 static void audit_stats_spill_put(struct audit_spill *s, struct audit_stats_spill_head *h,
                                   const struct audit_str *str, int nstr)
 {
     if (s->reading) {
         s->reading = 0;
-        s->n = 0;
+        if (s->in_file)
+            s->n = 0;
     }
-    if (s->n + AUDIT_STATS_SPILL_MAX > sizeof(s->buf))
-        audit_stats_spill_flush(s);
-    char *rec = s->buf + s->n, *at = rec + sizeof(*h);
+    if (s->n + AUDIT_STATS_SPILL_MAX > s->cap)
+        audit_stats_spill_room(s);
+    char *rec = s->win + s->n, *at = rec + sizeof(*h);
     for (int i = 0; i < AUDIT_STATS_SPILL_NSTR; i++) {
         uint32_t n = i < nstr ? str[i].n : 0;
         h->len[i] = (uint16_t)(n < AUDIT_STATS_SPILL_STR ? n : AUDIT_STATS_SPILL_STR);
@@ -609,14 +655,18 @@ int audit_stats_spill_rewind(struct audit_stats *st, char kind)
     if (!s->reading)
         audit_stats_spill_flush(s);
     s->reading = 1;
-    s->n = s->at = 0;
+    s->at = 0;
     s->off = 0;
+    if (s->in_file)
+        s->n = 0;
     return 0;
 }
 
 /* Moves what is left of the window to the front of BUF and reads more. */
 static void audit_stats_spill_refill(struct audit_spill *s)
 {
+    if (!s->in_file)
+        return; /* all of it is in WIN */
     int fd = fileno(s->file);
     memmove(s->buf, s->buf + s->at, s->n - s->at);
     s->n -= s->at;
@@ -643,7 +693,7 @@ static size_t audit_stats_spill_whole(struct audit_spill *s, struct audit_stats_
     for (int pass = 0; pass < 2; pass++) {
         size_t left = s->n - s->at;
         if (left >= sizeof(*h)) {
-            memcpy(h, s->buf + s->at, sizeof(*h));
+            memcpy(h, s->win + s->at, sizeof(*h));
             size_t need = sizeof(*h);
             for (int i = 0; i < AUDIT_STATS_SPILL_NSTR; i++)
                 need += h->len[i];
@@ -681,7 +731,7 @@ int audit_stats_spill_read(struct audit_stats *st, char kind, struct audit_spill
     size_t size = s->reading ? audit_stats_spill_whole(s, &h) : 0;
     if (size == 0)
         return 0;
-    char *at = s->buf + s->at + sizeof(h);
+    char *at = s->win + s->at + sizeof(h);
     r->time = h.time;
     memcpy(r->id, h.id, sizeof(r->id));
     r->what = kind == 'R' ? (h.code == AUDIT_IN ? "inbound" : "outbound")

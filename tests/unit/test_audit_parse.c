@@ -677,12 +677,15 @@ static void test_write_session(const char *path, int from, int to)
     fclose(f);
 }
 
-static void test_read(struct audit_stats *st, const char *const *paths, int n)
+/* Reads PATHS through audit_input, the spilled lists kept in at most
+ * BOUND bytes of memory each. */
+static void test_read_bound(struct audit_stats *st, const char *const *paths, int n, size_t bound)
 {
     struct audit_filter all = {AUDIT_NO_TIME, AUDIT_NO_TIME, -1, NULL};
     struct audit_join j;
     struct audit_input in[4];
     ck_assert_int_eq(audit_stats_init(st, &all), 0);
+    audit_stats_spill_bound(st, bound);
     ck_assert_int_eq(audit_join_init(&j, st), 0);
     for (int i = 0; i < n; i++)
         ck_assert_int_eq(audit_input_probe(&in[i], paths[i]), 0);
@@ -692,6 +695,11 @@ static void test_read(struct audit_stats *st, const char *const *paths, int n)
     for (int i = 0; i < n; i++)
         audit_input_free(&in[i]);
     audit_join_free(&j);
+}
+
+static void test_read(struct audit_stats *st, const char *const *paths, int n)
+{
+    test_read_bound(st, paths, n, AUDIT_STATS_SPILL_MEM);
 }
 
 /* A rotated set named in the wrong order, the older half gzip'd: the files
@@ -941,6 +949,38 @@ START_TEST(test_input_batches_as_lines)
 }
 END_TEST
 
+/* The spilled lists are the same whether they stay in memory, outgrow
+ * their bound on the way (32 KiB: the list of messages without TLS here
+ * is over 60 KB, its first records in memory) or are in their files from
+ * the start. */
+START_TEST(test_spill_bound)
+{
+    const char *path = test_path("dense");
+    test_write_dense(path, 4000);
+    const char *paths[] = {path};
+    struct audit_stats st[3];
+    const size_t bound[3] = {AUDIT_STATS_SPILL_MEM, 32 << 10, 0};
+    char *json[3];
+    for (int i = 0; i < 3; i++) {
+        test_read_bound(&st[i], paths, 1, bound[i]);
+        json[i] = test_json(&st[i]);
+    }
+    ck_assert_uint_gt(st[0].nplain, 1000);
+    ck_assert_uint_gt(st[0].nreq, 300);
+    ck_assert_ptr_nonnull(strstr(json[0], "\"without_tls\": [{\"mid\": "));
+    ck_assert_str_eq(json[1], json[0]);
+    ck_assert_str_eq(json[2], json[0]);
+    /* read again after a report: the lists rewind */
+    char *again = test_json(&st[1]);
+    ck_assert_str_eq(again, json[0]);
+    free(again);
+    for (int i = 0; i < 3; i++) {
+        free(json[i]);
+        audit_stats_free(&st[i]);
+    }
+}
+END_TEST
+
 /* ---- output pieces --------------------------------------------------------- */
 
 START_TEST(test_json_str)
@@ -1022,6 +1062,7 @@ static Suite *test_suite(void)
     tcase_add_test(tc, test_input_stdin);
     tcase_add_test(tc, test_input_batches);
     tcase_add_test(tc, test_input_batches_as_lines);
+    tcase_add_test(tc, test_spill_bound);
     suite_add_tcase(s, tc);
 
     tc = test_case("output");
