@@ -845,14 +845,18 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
         audit_join_get(&s, &ev->h_cipher, 4);
     ev->ip.n = ev->local_ip.n = ev->host.n = ev->protocol.n = ev->cipher.n = ev->domain.n = 0;
     ev->addr.n = ev->addr_domain.n = ev->reason.n = ev->policy.n = ev->details.n = 0;
+    if (r.strs != 0) { /* another CPU read the line: it is joined AHEAD events on */
+        uint64_t at;
+        memcpy(&at, s, sizeof(at));
+        __builtin_prefetch(base + (uint32_t)at);
+        __builtin_prefetch(base + (uint32_t)at + 64);
+    }
     for (unsigned strs = r.strs; strs != 0; strs &= strs - 1) {
         struct audit_str *f = audit_join_str(ev, (unsigned)__builtin_ctz(strs));
         uint64_t at;
         audit_join_get(&s, &at, sizeof(at));
         f->p = base + (uint32_t)at;
         f->n = (uint32_t)(at >> 32);
-        __builtin_prefetch(f->p); /* another CPU read the line: it is joined AHEAD events on */
-        __builtin_prefetch(f->p + f->n - 1);
     }
     return s;
 }
