@@ -269,7 +269,6 @@ struct audit_spill; /* one spilled list: its temporary file and buffer (audit_st
 
 struct audit_stats {
     struct audit_filter filter;
-    size_t spill_mem; /* the memory bound of each list (AUDIT_STATS_SPILL_MEM) */
     struct audit_count total[2];
     struct audit_table domains, ips, protocols, ciphers, rpt;
     int64_t first, last; /* time stamps of the lines that matter */

@@ -366,7 +366,6 @@ int audit_stats_init(struct audit_stats *st, const struct audit_filter *f)
     audit_stats_table_init(&st->protocols, 1000);
     audit_stats_table_init(&st->ciphers, 1000);
     audit_stats_table_init(&st->rpt, AUDIT_STATS_MAX_KEYS);
-    st->spill_mem = AUDIT_STATS_SPILL_MEM;
     return audit_stats_spill_open(st);
 }
 
@@ -510,7 +509,7 @@ struct audit_stats_spill_head {
     (sizeof(struct audit_stats_spill_head) + AUDIT_STATS_SPILL_NSTR * AUDIT_STATS_SPILL_STR)
 
 /* One list.  It stays in memory, WIN holding all of it, while it fits in
- * the spill's memory bound (st->spill_mem); beyond that it moves to FILE,
+ * MEM bytes (AUDIT_STATS_SPILL_MEM); beyond that it moves to FILE,
  * and WIN is BUF: while written, it collects the records not yet in FILE;
  * once rewound, it holds a window of FILE from which records are read. */
 struct audit_spill {
@@ -535,7 +534,7 @@ static int audit_stats_spill_open(struct audit_stats *st)
         if (s == NULL)
             return -1;
         memset(s, 0, offsetof(struct audit_spill, buf));
-        s->mem = st->spill_mem;
+        s->mem = AUDIT_STATS_SPILL_MEM;
         st->spill[i] = s;
         s->file = tmpfile();
         if (s->file == NULL)
@@ -563,7 +562,6 @@ static struct audit_spill *audit_stats_spill(struct audit_stats *st, char kind)
 
 void audit_stats_spill_bound(struct audit_stats *st, size_t bytes)
 {
-    st->spill_mem = bytes;
     for (int i = 0; i < 2; i++) {
         if (st->spill[i] != NULL)
             st->spill[i]->mem = bytes;
