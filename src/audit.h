@@ -377,16 +377,16 @@ void audit_join_event(struct audit_join *j, const struct audit_event *ev);
 /* N prepared events in order. */
 void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_t n);
 /* A prepared event packed for the join (the workers of audit_input hand
- * batches of these over): kind, flags, RID and time in 16 bytes, the IDs
- * and hashes the join reads for that kind (24 to 60 bytes), then the
- * non-empty strings it reads for that kind (of ip, local_ip, host,
- * protocol, cipher, domain, addr, addr_domain, reason, policy, details),
- * each as 8 bytes: its offset from BASE (the start of the batch's text, at
- * most 4 GiB before it) and its length (at most 65535 bytes, longer ones
- * are cut).  The strings stay in the batch's text, which outlives the
- * join of the batch: the join reads one short sequential stream and the
- * strings it needs, never a 350-byte event written by another CPU. */
-#define AUDIT_JOIN_PACKED_MAX (16 + 40 + 11 * 8)
+ * batches of these over): kind, flags, RID and time in 16 bytes, then the
+ * fields the join reads of that kind, in a fixed order: IDs (8 bytes) and
+ * hashes (4), then strings (of ip, local_ip, host, protocol, cipher,
+ * domain, addr, addr_domain, reason, policy, details), each as 8 bytes:
+ * its offset from BASE (the start of the batch's text, at most 4 GiB
+ * before it) and its length (at most 65535 bytes, longer ones are cut).
+ * The strings stay in the batch's text, which outlives the join of the
+ * batch: the join reads one short sequential stream and the strings it
+ * needs, never a 350-byte event written by another CPU. */
+#define AUDIT_JOIN_PACKED_MAX (16 + 48)
 /* Packs EV, whose strings lie in the text at BASE, into DST (room for
  * AUDIT_JOIN_PACKED_MAX bytes); the bytes written. */
 size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base);

@@ -666,109 +666,77 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
 
 struct audit_join_rec {
     uint8_t kind, flags; /* AUDIT_JOIN_F_* */
-    uint16_t strs;       /* bit i: string i (audit_join_str_at) follows */
+    uint16_t unused;
     uint32_t rid;
     int64_t time;
-    /* then the numbers of the kind (audit_join_nums_of): the IDs, 8 bytes
-     * each, the hashes, 4 bytes each; then the strings, 8 bytes each (the
-     * offset from the batch's text, 32 bits, and the length) */
+    /* then the fields of the kind (AUDIT_JOIN_LAYOUT) */
 };
 
 enum { AUDIT_JOIN_F_OUT = 1, AUDIT_JOIN_F_VERIFY_OK = 2, AUDIT_JOIN_F_NO_STARTTLS = 4 };
 
-enum {
-    AUDIT_JOIN_N_ID = 1u << 0,
-    AUDIT_JOIN_N_MID = 1u << 1,
-    AUDIT_JOIN_N_ICID = 1u << 2,
-    AUDIT_JOIN_N_H_IP = 1u << 3,
-    AUDIT_JOIN_N_H_DOMAIN = 1u << 4,
-    AUDIT_JOIN_N_H_ADDR_DOMAIN = 1u << 5,
-    AUDIT_JOIN_N_H_PROTOCOL = 1u << 6,
-    AUDIT_JOIN_N_H_CIPHER = 1u << 7,
-};
+/* What each kind carries after the head, in order: N a number (an ID, 8
+ * bytes, or a hash, 4), S a string (8 bytes: its offset from the batch's
+ * text, 32 bits, and its length).  These are all the fields the join reads
+ * of that kind; only they travel from the parsing threads.  One list for
+ * both directions, so packing and unpacking cannot disagree, and each is
+ * straight-line code for its kind. */
+#define AUDIT_JOIN_LAYOUT(N, S)                                                                    \
+    case AUDIT_EV_CONN_NEW:                                                                        \
+        N(id) N(h_ip) S(ip) S(local_ip) S(host) break;                                             \
+    case AUDIT_EV_TLS_OK:                                                                          \
+        N(id) N(h_domain) N(h_protocol) N(h_cipher) S(protocol) S(cipher) S(domain) break;         \
+    case AUDIT_EV_TLS_FAILED:                                                                      \
+    case AUDIT_EV_TLS_REQUIRED:                                                                    \
+    case AUDIT_EV_NO_STARTTLS:                                                                     \
+        N(id) S(reason) break;                                                                     \
+    case AUDIT_EV_VERIFY:                                                                          \
+        N(id) S(host) S(policy) S(reason) break;                                                   \
+    case AUDIT_EV_CLOSE:                                                                           \
+        N(id) break;                                                                               \
+    case AUDIT_EV_MID_START:                                                                       \
+        N(mid) N(icid) break;                                                                      \
+    case AUDIT_EV_MID_FROM:                                                                        \
+        N(mid) N(icid) N(h_addr_domain) S(addr) S(addr_domain) break;                              \
+    case AUDIT_EV_MID_RCPT:                                                                        \
+        N(mid) N(icid) N(h_addr_domain) S(addr_domain) break;                                      \
+    case AUDIT_EV_MID_READY:                                                                       \
+        N(mid) S(addr) break;                                                                      \
+    case AUDIT_EV_MID_DONE:                                                                        \
+    case AUDIT_EV_MID_ABORTED:                                                                     \
+        N(mid) break;                                                                              \
+    case AUDIT_EV_DELIVERY:                                                                        \
+    case AUDIT_EV_DELIVERED:                                                                       \
+    case AUDIT_EV_BOUNCED:                                                                         \
+        N(id) N(mid) break;                                                                        \
+    case AUDIT_EV_CONN_ERROR:                                                                      \
+        N(id) N(h_domain) S(domain) S(details) S(reason) break;                                    \
+    case AUDIT_EV_REQ_WARNING:                                                                     \
+        N(h_domain) S(ip) S(host) S(domain) S(reason) S(policy) break;                             \
+    default:                                                                                       \
+        break;
 
-/* Which numbers the join reads, by kind (the others arrive as 0). */
-static const uint8_t audit_join_nums_of[AUDIT_EV_COUNT] = {
-    [AUDIT_EV_CONN_NEW] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_IP,
-    [AUDIT_EV_TLS_OK] =
-        AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_DOMAIN | AUDIT_JOIN_N_H_PROTOCOL | AUDIT_JOIN_N_H_CIPHER,
-    [AUDIT_EV_TLS_FAILED] = AUDIT_JOIN_N_ID,
-    [AUDIT_EV_TLS_REQUIRED] = AUDIT_JOIN_N_ID,
-    [AUDIT_EV_NO_STARTTLS] = AUDIT_JOIN_N_ID,
-    [AUDIT_EV_VERIFY] = AUDIT_JOIN_N_ID,
-    [AUDIT_EV_CLOSE] = AUDIT_JOIN_N_ID,
-    [AUDIT_EV_MID_START] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID,
-    [AUDIT_EV_MID_FROM] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
-    [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_N_MID | AUDIT_JOIN_N_ICID | AUDIT_JOIN_N_H_ADDR_DOMAIN,
-    [AUDIT_EV_MID_READY] = AUDIT_JOIN_N_MID,
-    [AUDIT_EV_MID_DONE] = AUDIT_JOIN_N_MID,
-    [AUDIT_EV_MID_ABORTED] = AUDIT_JOIN_N_MID,
-    [AUDIT_EV_DELIVERY] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
-    [AUDIT_EV_DELIVERED] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
-    [AUDIT_EV_BOUNCED] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_MID,
-    [AUDIT_EV_CONN_ERROR] = AUDIT_JOIN_N_ID | AUDIT_JOIN_N_H_DOMAIN,
-    [AUDIT_EV_REQ_WARNING] = AUDIT_JOIN_N_H_DOMAIN,
-};
-
-/* The strings of an event the join reads, in their packed order (bit I). */
-enum {
-    AUDIT_JOIN_IP = 1u << 0,
-    AUDIT_JOIN_LOCAL_IP = 1u << 1,
-    AUDIT_JOIN_HOST = 1u << 2,
-    AUDIT_JOIN_PROTOCOL = 1u << 3,
-    AUDIT_JOIN_CIPHER = 1u << 4,
-    AUDIT_JOIN_DOMAIN = 1u << 5,
-    AUDIT_JOIN_ADDR = 1u << 6,
-    AUDIT_JOIN_ADDR_DOMAIN = 1u << 7,
-    AUDIT_JOIN_REASON = 1u << 8,
-    AUDIT_JOIN_POLICY = 1u << 9,
-    AUDIT_JOIN_DETAILS = 1u << 10,
-    AUDIT_JOIN_NSTRS = 11
-};
-
-static const uint16_t audit_join_str_at[AUDIT_JOIN_NSTRS] = {
-    offsetof(struct audit_event, ip),      offsetof(struct audit_event, local_ip),
-    offsetof(struct audit_event, host),    offsetof(struct audit_event, protocol),
-    offsetof(struct audit_event, cipher),  offsetof(struct audit_event, domain),
-    offsetof(struct audit_event, addr),    offsetof(struct audit_event, addr_domain),
-    offsetof(struct audit_event, reason),  offsetof(struct audit_event, policy),
-    offsetof(struct audit_event, details),
-};
-
-/* Which strings the join reads, by kind (the functions above read no
- * others): only these travel from the parsing threads. */
-static const uint16_t audit_join_strs_of[AUDIT_EV_COUNT] = {
-    [AUDIT_EV_CONN_NEW] = AUDIT_JOIN_IP | AUDIT_JOIN_LOCAL_IP | AUDIT_JOIN_HOST,
-    [AUDIT_EV_TLS_OK] = AUDIT_JOIN_PROTOCOL | AUDIT_JOIN_CIPHER | AUDIT_JOIN_DOMAIN,
-    [AUDIT_EV_TLS_FAILED] = AUDIT_JOIN_REASON,
-    [AUDIT_EV_TLS_REQUIRED] = AUDIT_JOIN_REASON,
-    [AUDIT_EV_NO_STARTTLS] = AUDIT_JOIN_REASON,
-    [AUDIT_EV_VERIFY] = AUDIT_JOIN_HOST | AUDIT_JOIN_POLICY | AUDIT_JOIN_REASON,
-    [AUDIT_EV_MID_FROM] = AUDIT_JOIN_ADDR | AUDIT_JOIN_ADDR_DOMAIN,
-    [AUDIT_EV_MID_RCPT] = AUDIT_JOIN_ADDR_DOMAIN,
-    [AUDIT_EV_MID_READY] = AUDIT_JOIN_ADDR,
-    [AUDIT_EV_CONN_ERROR] = AUDIT_JOIN_DOMAIN | AUDIT_JOIN_DETAILS | AUDIT_JOIN_REASON,
-    [AUDIT_EV_REQ_WARNING] =
-        AUDIT_JOIN_IP | AUDIT_JOIN_HOST | AUDIT_JOIN_DOMAIN | AUDIT_JOIN_REASON | AUDIT_JOIN_POLICY,
-};
-
-static struct audit_str *audit_join_str(struct audit_event *ev, unsigned i)
-{
-    return (struct audit_str *)(void *)((char *)ev + audit_join_str_at[i]);
-}
-
-/* Appends the N bytes at V to *P. */
-static void audit_join_put(char **p, const void *v, size_t n)
-{
-    memcpy(*p, v, n);
-    *p += n;
-}
-
-static void audit_join_get(const char **p, void *v, size_t n)
-{
-    memcpy(v, *p, n);
-    *p += n;
-}
+#define AUDIT_JOIN_PUT_N(f)                                                                        \
+    memcpy(s, &ev->f, sizeof(ev->f));                                                              \
+    s += sizeof(ev->f);
+#define AUDIT_JOIN_PUT_S(f)                                                                        \
+    {                                                                                              \
+        uint64_t at = (uint64_t)(ev->f.n > 0 ? ev->f.p - base : 0) |                               \
+                      (uint64_t)(ev->f.n < 65535u ? ev->f.n : 65535u) << 32;                       \
+        memcpy(s, &at, 8);                                                                         \
+        s += 8;                                                                                    \
+    }
+#define AUDIT_JOIN_GET_N(f)                                                                        \
+    memcpy(&ev->f, s, sizeof(ev->f));                                                              \
+    s += sizeof(ev->f);
+#define AUDIT_JOIN_GET_S(f)                                                                        \
+    {                                                                                              \
+        uint64_t at;                                                                               \
+        memcpy(&at, s, 8);                                                                         \
+        s += 8;                                                                                    \
+        ev->f.p = base + (uint32_t)at;                                                             \
+        ev->f.n = (uint32_t)(at >> 32);                                                            \
+        __builtin_prefetch(ev->f.p);                                                               \
+    }
 
 size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base)
 {
@@ -780,39 +748,17 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base
         .rid = ev->rid,
         .time = ev->time,
     };
-    char *s = dst + sizeof(r);
-    unsigned nums = audit_join_nums_of[ev->kind];
-    if (nums & AUDIT_JOIN_N_ID)
-        audit_join_put(&s, &ev->id, 8);
-    if (nums & AUDIT_JOIN_N_MID)
-        audit_join_put(&s, &ev->mid, 8);
-    if (nums & AUDIT_JOIN_N_ICID)
-        audit_join_put(&s, &ev->icid, 8);
-    if (nums & AUDIT_JOIN_N_H_IP)
-        audit_join_put(&s, &ev->h_ip, 4);
-    if (nums & AUDIT_JOIN_N_H_DOMAIN)
-        audit_join_put(&s, &ev->h_domain, 4);
-    if (nums & AUDIT_JOIN_N_H_ADDR_DOMAIN)
-        audit_join_put(&s, &ev->h_addr_domain, 4);
-    if (nums & AUDIT_JOIN_N_H_PROTOCOL)
-        audit_join_put(&s, &ev->h_protocol, 4);
-    if (nums & AUDIT_JOIN_N_H_CIPHER)
-        audit_join_put(&s, &ev->h_cipher, 4);
-    for (unsigned want = audit_join_strs_of[ev->kind]; want != 0; want &= want - 1) {
-        unsigned i = (unsigned)__builtin_ctz(want);
-        const struct audit_str *f = audit_join_str((struct audit_event *)ev, i);
-        if (f->n == 0)
-            continue;
-        uint64_t at = (uint64_t)(f->p - base) | (uint64_t)(f->n < 65535u ? f->n : 65535u) << 32;
-        r.strs |= (uint16_t)(1u << i);
-        audit_join_put(&s, &at, sizeof(at));
-    }
     memcpy(dst, &r, sizeof(r));
+    char *s = dst + sizeof(r);
+    switch (ev->kind) {
+        AUDIT_JOIN_LAYOUT(AUDIT_JOIN_PUT_N, AUDIT_JOIN_PUT_S)
+    }
     return (size_t)(s - dst);
 }
 
 /* The event packed at P into *EV (its strings point into the batch's text
- * at BASE; the strings its kind does not carry are empty); the next record. */
+ * at BASE); the next record.  Only the fields of its kind are set: the
+ * others keep what an earlier event left, and the join does not read them. */
 static const char *audit_join_unpack(const char *p, struct audit_event *ev, const char *base)
 {
     struct audit_join_rec r;
@@ -823,40 +769,9 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
     ev->no_starttls = (r.flags & AUDIT_JOIN_F_NO_STARTTLS) != 0;
     ev->rid = r.rid;
     ev->time = r.time;
-    ev->id = ev->mid = ev->icid = 0;
-    ev->h_ip = ev->h_domain = ev->h_addr_domain = ev->h_protocol = ev->h_cipher = 0;
     const char *s = p + sizeof(r);
-    unsigned nums = r.kind < AUDIT_EV_COUNT ? audit_join_nums_of[r.kind] : 0;
-    if (nums & AUDIT_JOIN_N_ID)
-        audit_join_get(&s, &ev->id, 8);
-    if (nums & AUDIT_JOIN_N_MID)
-        audit_join_get(&s, &ev->mid, 8);
-    if (nums & AUDIT_JOIN_N_ICID)
-        audit_join_get(&s, &ev->icid, 8);
-    if (nums & AUDIT_JOIN_N_H_IP)
-        audit_join_get(&s, &ev->h_ip, 4);
-    if (nums & AUDIT_JOIN_N_H_DOMAIN)
-        audit_join_get(&s, &ev->h_domain, 4);
-    if (nums & AUDIT_JOIN_N_H_ADDR_DOMAIN)
-        audit_join_get(&s, &ev->h_addr_domain, 4);
-    if (nums & AUDIT_JOIN_N_H_PROTOCOL)
-        audit_join_get(&s, &ev->h_protocol, 4);
-    if (nums & AUDIT_JOIN_N_H_CIPHER)
-        audit_join_get(&s, &ev->h_cipher, 4);
-    ev->ip.n = ev->local_ip.n = ev->host.n = ev->protocol.n = ev->cipher.n = ev->domain.n = 0;
-    ev->addr.n = ev->addr_domain.n = ev->reason.n = ev->policy.n = ev->details.n = 0;
-    if (r.strs != 0) { /* another CPU read the line: it is joined AHEAD events on */
-        uint64_t at;
-        memcpy(&at, s, sizeof(at));
-        __builtin_prefetch(base + (uint32_t)at);
-        __builtin_prefetch(base + (uint32_t)at + 64);
-    }
-    for (unsigned strs = r.strs; strs != 0; strs &= strs - 1) {
-        struct audit_str *f = audit_join_str(ev, (unsigned)__builtin_ctz(strs));
-        uint64_t at;
-        audit_join_get(&s, &at, sizeof(at));
-        f->p = base + (uint32_t)at;
-        f->n = (uint32_t)(at >> 32);
+    switch (ev->kind) {
+        AUDIT_JOIN_LAYOUT(AUDIT_JOIN_GET_N, AUDIT_JOIN_GET_S)
     }
     return s;
 }
@@ -867,6 +782,7 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
 void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base)
 {
     struct audit_event ring[AUDIT_JOIN_RING];
+    memset(ring, 0, sizeof(ring));    /* no field is ever read unset */
     const char *p = recs, *pf = recs; /* pf: the next cache line to prefetch */
     size_t next = 0;                  /* the next event to unpack */
     j->st->events += n;
