@@ -161,25 +161,6 @@ static void audit_stats_mem_free(void *p, size_t size)
         munmap(p, size);
 }
 
-/* P (SIZE bytes from audit_stats_mem) grown to NEW bytes, its contents
- * kept and the rest zeroed; NULL (P still valid) when out of memory.  A
- * mapped table is moved by the kernel (mremap): neither copied nor zeroed
- * again, which on a log with many peer addresses is most of what growing
- * the address table costs. */
-static void *audit_stats_mem_grow(void *p, size_t size, size_t new)
-{
-    if (p != NULL && size >= AUDIT_STATS_HUGE) {
-        void *q = mremap(p, size, new, MREMAP_MAYMOVE);
-        return q == MAP_FAILED ? NULL : q;
-    }
-    void *q = audit_stats_mem(new);
-    if (q != NULL && p != NULL) {
-        memcpy(q, p, size);
-        audit_stats_mem_free(p, size);
-    }
-    return q;
-}
-
 static int audit_stats_rehash(struct audit_table *t, uint32_t ns)
 {
     struct audit_slot *s = audit_stats_mem((size_t)ns * sizeof(*s));
@@ -201,10 +182,17 @@ static int audit_stats_table_grow(struct audit_table *t)
 {
     if (t->n == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
-        struct audit_key *k =
-            audit_stats_mem_grow(t->keys, (size_t)t->cap * sizeof(*k), (size_t)cap * sizeof(*k));
+        /* Past AUDIT_STATS_HUGE the table takes room for its whole bound
+         * at once: its pages are touched (and zeroed) only as keys come, it
+         * is never copied again, and it lies where huge pages fit. */
+        if ((size_t)cap * sizeof(struct audit_key) >= AUDIT_STATS_HUGE && t->max + 1 > t->n)
+            cap = t->max + 1;
+        struct audit_key *k = audit_stats_mem((size_t)cap * sizeof(*k));
         if (k == NULL)
             return -1;
+        if (t->n > 0)
+            memcpy(k, t->keys, (size_t)t->n * sizeof(*k));
+        audit_stats_mem_free(t->keys, (size_t)t->cap * sizeof(*k));
         t->keys = k;
         t->cap = cap;
     }
