@@ -283,6 +283,14 @@ struct audit_stats {
     void *arenas; /* list of arena blocks */
 };
 
+/* SIZE bytes of address space, zero until written, whose memory is taken
+ * only as it is touched (on huge pages where the kernel has them, from 2
+ * MiB): tables, pools and lists grow inside it and never move or copy.
+ * NULL when there is none; audit_stats_unreserve(P, SIZE) gives it back
+ * (P may be NULL). */
+void *audit_stats_reserve(size_t size);
+void audit_stats_unreserve(void *p, size_t size);
+
 int audit_stats_init(struct audit_stats *st, const struct audit_filter *f);
 void audit_stats_free(struct audit_stats *st);
 
@@ -319,8 +327,9 @@ const char *audit_stats_weak_cipher(const char *name);
 /* The RFC 8460 result-type for a failure reason. */
 const char *audit_stats_result_type(const char *reason, int no_starttls, int verify_failed);
 
-/* The memory bound of each list from now on (tests move lists to their
- * files early with a small one). */
+/* The memory bound of each list (at most AUDIT_STATS_SPILL_MEM), set
+ * before the first record (tests move lists to their files early with a
+ * small one). */
 void audit_stats_spill_bound(struct audit_stats *st, size_t bytes);
 
 /* Spilled records, read back in order: rewind the list KIND ('W' without

@@ -5,7 +5,8 @@
  * Error, our required-TLS Warning, the recipient of its first delivery).
  * State lives in three pools (inbound connections, outbound connections,
  * messages): fixed-size entries found by ID through a hash index, kept in
- * order of age, allocated in growing blocks up to a cap.
+ * order of age, in address space reserved for a cap (memory is taken as
+ * entries are first used, and entries never move).
  *
  * What is kept, and for how long (the bound documented in audit.h): a
  * connection from its "New SMTP" line to its close (then it is counted and
@@ -31,8 +32,7 @@ struct audit_pool {
     size_t size;    /* bytes per entry */
     size_t clear;   /* bytes cleared for a new entry (the strings after them are not) */
     uint32_t n;     /* entries ever handed out (high-water mark) */
-    uint32_t cap;   /* entries allocated */
-    uint32_t max;   /* the bound */
+    uint32_t max;   /* the bound (ITEMS and BUCKETS are reserved for it) */
     uint32_t count; /* entries in use */
     uint32_t free;  /* free list through node.next */
     uint32_t head;  /* the newest entry */
@@ -62,6 +62,15 @@ static uint32_t audit_join_slot(const struct audit_pool *p, uint64_t key)
     return (uint32_t)key & p->mask;
 }
 
+static void audit_join_pool_free(struct audit_pool *p)
+{
+    if (p == NULL)
+        return;
+    audit_stats_unreserve(p->items, (size_t)p->max * p->size);
+    audit_stats_unreserve(p->buckets, ((size_t)p->mask + 1) * sizeof(*p->buckets));
+    free(p);
+}
+
 static struct audit_pool *audit_join_pool_new(size_t size, size_t clear, uint32_t max,
                                               audit_join_final_fn fn)
 {
@@ -71,26 +80,18 @@ static struct audit_pool *audit_join_pool_new(size_t size, size_t clear, uint32_
     uint32_t nb = 1;
     while (nb < max * 2)
         nb <<= 1;
-    p->buckets = calloc(nb, sizeof(*p->buckets));
-    if (p->buckets == NULL) {
-        free(p);
-        return NULL;
-    }
     p->mask = nb - 1;
     p->size = size;
     p->clear = clear;
     p->max = max;
     p->final = fn;
+    p->items = audit_stats_reserve((size_t)max * size);
+    p->buckets = audit_stats_reserve((size_t)nb * sizeof(*p->buckets));
+    if (p->items == NULL || p->buckets == NULL) {
+        audit_join_pool_free(p);
+        return NULL;
+    }
     return p;
-}
-
-static void audit_join_pool_free(struct audit_pool *p)
-{
-    if (p == NULL)
-        return;
-    free(p->items);
-    free(p->buckets);
-    free(p);
 }
 
 static void audit_join_age_unlink(struct audit_pool *p, struct audit_node *n)
@@ -164,7 +165,7 @@ static void audit_join_remove(struct audit_pool *p, struct audit_node *n)
 }
 
 /* A free entry: from the free list, a new one, or the oldest one finalized
- * early.  0 when memory is out. */
+ * early. */
 static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
 {
     if (p->free != 0) {
@@ -172,18 +173,8 @@ static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
         p->free = audit_join_at(p, i)->next;
         return i;
     }
-    if (p->n < p->max) {
-        if (p->n == p->cap) {
-            uint32_t cap = p->cap ? p->cap * 2 : 256;
-            cap = cap > p->max ? p->max : cap;
-            char *items = realloc(p->items, (size_t)cap * p->size);
-            if (items == NULL)
-                return 0;
-            p->items = items;
-            p->cap = cap;
-        }
+    if (p->n < p->max)
         return ++p->n;
-    }
     struct audit_node *old = audit_join_at(p, p->tail);
     p->final(j, old);
     j->evicted++;
@@ -196,8 +187,6 @@ static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
 static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool *p, uint64_t key)
 {
     uint32_t i = audit_join_take(j, p);
-    if (i == 0)
-        return NULL;
     struct audit_node *n = audit_join_at(p, i);
     memset(n, 0, p->clear);
     n->key = key;
@@ -337,8 +326,6 @@ static void audit_join_conn_new(struct audit_join *j, const struct audit_event *
         audit_join_remove(p, old);
     }
     struct audit_conn *c = (struct audit_conn *)audit_join_add(j, p, ev->id);
-    if (c == NULL)
-        return;
     c->dir = (uint8_t)ev->dir;
     c->t_open = ev->time;
     c->t_fail = AUDIT_NO_TIME;
@@ -461,8 +448,6 @@ static struct audit_msg *audit_join_msg_new(struct audit_join *j, const struct a
     if (m != NULL)
         return m;
     m = (struct audit_msg *)audit_join_add(j, j->msgs, ev->mid);
-    if (m == NULL)
-        return NULL;
     m->icid = ev->icid;
     m->t_start = ev->time;
     m->t_ready = AUDIT_NO_TIME;

@@ -138,27 +138,36 @@ static void audit_stats_slot_put(struct audit_slot *slots, uint32_t mask,
  * Zeroed memory; NULL when out of memory. */
 #define AUDIT_STATS_HUGE ((size_t)2 << 20)
 
-static void *audit_stats_mem(size_t size)
+void *audit_stats_reserve(size_t size)
 {
-    if (size < AUDIT_STATS_HUGE)
-        return calloc(1, size);
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
     if (p == MAP_FAILED)
         return NULL;
 #ifdef MADV_HUGEPAGE
-    madvise(p, size, MADV_HUGEPAGE);
+    if (size >= AUDIT_STATS_HUGE)
+        madvise(p, size, MADV_HUGEPAGE);
 #endif
     return p;
 }
 
+void audit_stats_unreserve(void *p, size_t size)
+{
+    if (p != NULL)
+        munmap(p, size);
+}
+
+static void *audit_stats_mem(size_t size)
+{
+    return size < AUDIT_STATS_HUGE ? calloc(1, size) : audit_stats_reserve(size);
+}
+
 static void audit_stats_mem_free(void *p, size_t size)
 {
-    if (p == NULL)
-        return;
     if (size < AUDIT_STATS_HUGE)
         free(p);
     else
-        munmap(p, size);
+        audit_stats_unreserve(p, size);
 }
 
 static int audit_stats_rehash(struct audit_table *t, uint32_t ns)
@@ -554,7 +563,7 @@ static void audit_stats_spill_close(struct audit_stats *st)
         if (st->spill[i] != NULL && st->spill[i]->file != NULL)
             fclose(st->spill[i]->file);
         if (st->spill[i] != NULL && !st->spill[i]->in_file)
-            free(st->spill[i]->win);
+            audit_stats_unreserve(st->spill[i]->win, AUDIT_STATS_SPILL_MEM);
         free(st->spill[i]);
         st->spill[i] = NULL;
     }
@@ -595,25 +604,25 @@ static void audit_stats_spill_flush(struct audit_spill *s)
     s->n = 0;
 }
 
-/* Room in WIN for a record of any size: more memory while the list fits
- * the bound, else the list moves to the file (once) and BUF is flushed. */
+/* Room in WIN for a record of any size: the list's memory, reserved at
+ * its first record (it grows in place, on huge pages where the kernel has
+ * them), while the list fits the bound, else the list moves to the file
+ * (once) and BUF is flushed. */
 static void audit_stats_spill_room(struct audit_spill *s)
 {
     if (!s->in_file) {
-        size_t cap = s->cap ? s->cap * 2 : (size_t)16 << 10;
-        while (cap < s->n + AUDIT_STATS_SPILL_MAX)
-            cap *= 2;
-        char *win = cap <= s->mem ? realloc(s->win, cap) : NULL;
-        if (win != NULL) {
-            s->win = win;
-            s->cap = cap;
+        size_t bound = s->mem < AUDIT_STATS_SPILL_MEM ? s->mem : AUDIT_STATS_SPILL_MEM;
+        if (s->win == NULL && bound >= AUDIT_STATS_SPILL_MAX)
+            s->win = audit_stats_reserve(AUDIT_STATS_SPILL_MEM);
+        if (s->win != NULL && s->n + AUDIT_STATS_SPILL_MAX <= bound) {
+            s->cap = bound;
             return;
         }
         s->in_file = 1; /* WIN[0..N) is written below, then BUF takes over */
     }
     char *mem = s->win != s->buf ? s->win : NULL;
     audit_stats_spill_flush(s);
-    free(mem);
+    audit_stats_unreserve(mem, AUDIT_STATS_SPILL_MEM);
     s->win = s->buf;
     s->cap = sizeof(s->buf);
 }
