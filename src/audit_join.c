@@ -28,18 +28,18 @@
 typedef void (*audit_join_final_fn)(struct audit_join *j, struct audit_node *n);
 
 struct audit_pool {
-    char *items;    /* entry i (1-based) at items + (i - 1) * size */
-    size_t size;    /* bytes per entry */
-    size_t clear;   /* bytes cleared for a new entry (the strings after them are not) */
-    uint32_t n;     /* entries ever handed out (high-water mark) */
-    uint32_t max;   /* the bound (ITEMS and BUCKETS are reserved for it) */
-    uint32_t count; /* entries in use */
-    uint32_t free;  /* free list through node.next */
-    uint32_t head;  /* the newest entry */
-    uint32_t tail;  /* the oldest entry */
-    uint32_t last;  /* the entry last found or added: events come in runs */
-    uint32_t *buckets;
-    uint32_t mask;
+    char *items;       /* entry i (1-based) at items + (i - 1) * size */
+    size_t size;       /* bytes per entry */
+    size_t clear;      /* bytes cleared for a new entry (the strings after them are not) */
+    uint32_t n;        /* entries ever handed out (high-water mark) */
+    uint32_t max;      /* the bound (ITEMS and BUCKETS are reserved for it) */
+    uint32_t count;    /* entries in use */
+    uint32_t free;     /* free list through node.next */
+    uint32_t head;     /* the newest entry */
+    uint32_t tail;     /* the oldest entry */
+    uint32_t last;     /* the entry last found or added: events come in runs */
+    uint32_t *buckets; /* reserved for 2 * MAX, MASK + 1 of them in use */
+    uint32_t mask;     /* grows with COUNT: a small index stays in the cache */
     audit_join_final_fn final;
 };
 
@@ -62,12 +62,23 @@ static uint32_t audit_join_slot(const struct audit_pool *p, uint64_t key)
     return (uint32_t)key & p->mask;
 }
 
+#define AUDIT_JOIN_BUCKETS 256 /* to begin with */
+
+/* The most buckets a pool of MAX entries uses: a power of 2, at least 2 * MAX. */
+static size_t audit_join_nbuckets(uint32_t max)
+{
+    size_t nb = 1;
+    while (nb < (size_t)max * 2)
+        nb <<= 1;
+    return nb;
+}
+
 static void audit_join_pool_free(struct audit_pool *p)
 {
     if (p == NULL)
         return;
     audit_stats_unreserve(p->items, (size_t)p->max * p->size);
-    audit_stats_unreserve(p->buckets, ((size_t)p->mask + 1) * sizeof(*p->buckets));
+    audit_stats_unreserve(p->buckets, audit_join_nbuckets(p->max) * sizeof(*p->buckets));
     free(p);
 }
 
@@ -77,10 +88,8 @@ static struct audit_pool *audit_join_pool_new(size_t size, size_t clear, uint32_
     struct audit_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    uint32_t nb = 1;
-    while (nb < max * 2)
-        nb <<= 1;
-    p->mask = nb - 1;
+    size_t nb = audit_join_nbuckets(max);
+    p->mask = (uint32_t)(nb < AUDIT_JOIN_BUCKETS ? nb : AUDIT_JOIN_BUCKETS) - 1;
     p->size = size;
     p->clear = clear;
     p->max = max;
@@ -182,6 +191,20 @@ static uint32_t audit_join_take(struct audit_join *j, struct audit_pool *p)
     return audit_join_take(j, p);
 }
 
+/* Twice the buckets, every entry linked anew (their memory is reserved). */
+static void audit_join_rehash(struct audit_pool *p)
+{
+    p->mask = p->mask * 2 + 1;
+    memset(p->buckets, 0, ((size_t)p->mask + 1) * sizeof(*p->buckets));
+    for (uint32_t i = p->head; i != 0;) {
+        struct audit_node *n = audit_join_at(p, i);
+        uint32_t slot = audit_join_slot(p, n->key);
+        n->hnext = p->buckets[slot];
+        p->buckets[slot] = i;
+        i = n->next;
+    }
+}
+
 /* An entry for KEY, the newest in the age list, cleared up to its
  * strings (the caller sets those). */
 static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool *p, uint64_t key)
@@ -197,6 +220,9 @@ static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool
     p->last = i;
     audit_join_age_push(p, n);
     p->count++;
+    if ((size_t)p->count * 2 > (size_t)p->mask + 1 &&
+        (size_t)p->mask + 1 < audit_join_nbuckets(p->max))
+        audit_join_rehash(p);
     return n;
 }
 
@@ -256,11 +282,29 @@ void audit_join_free(struct audit_join *j)
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* S into DST (CAP bytes), cut to fit, NUL-terminated.  The values are
+ * short: copied in two overlapping moves of 16, 8, 4 or 1 bytes (or 16-byte
+ * steps), which is faster for them than the string instructions a
+ * variable-length memcpy turns into. */
 static void audit_join_copy(char *dst, size_t cap, struct audit_str s)
 {
     size_t n = s.n < cap - 1 ? s.n : cap - 1;
-    if (n > 0)
-        memcpy(dst, s.p, n);
+    const char *p = s.p;
+    if (n >= 16) {
+        for (size_t i = 0; i + 16 < n; i += 16)
+            memcpy(dst + i, p + i, 16);
+        memcpy(dst + n - 16, p + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(dst, p, 8);
+        memcpy(dst + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, p, 4);
+        memcpy(dst + n - 4, p + n - 4, 4);
+    } else if (n > 0) {
+        dst[0] = p[0];
+        dst[n / 2] = p[n / 2];
+        dst[n - 1] = p[n - 1];
+    }
     dst[n] = '\0';
 }
 
