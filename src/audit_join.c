@@ -636,10 +636,15 @@ static void audit_join_time(struct audit_stats *st, int64_t t)
         st->last = t;
 }
 
+/* The kinds audit_join_prefetch has work for (most events skip its call). */
+#define AUDIT_JOIN_PF_KINDS                                                                        \
+    (1u << AUDIT_EV_CONN_NEW | 1u << AUDIT_EV_MID_FROM | 1u << AUDIT_EV_MID_RCPT |                 \
+     1u << AUDIT_EV_CLOSE | 1u << AUDIT_EV_MID_DONE | 1u << AUDIT_EV_DELIVERED)
+
 /* Brings what event EV will touch into the cache while earlier events are
  * joined: the index slot of a new address or domain, the counters of the
  * address of a closing connection or a finished message. */
-static void audit_join_prefetch(struct audit_join *j, const struct audit_event *ev)
+static void audit_join_prefetch_kind(struct audit_join *j, const struct audit_event *ev)
 {
     struct audit_stats *st = j->st;
     const struct audit_node *n;
@@ -674,6 +679,12 @@ static void audit_join_prefetch(struct audit_join *j, const struct audit_event *
     default:
         break;
     }
+}
+
+static inline void audit_join_prefetch(struct audit_join *j, const struct audit_event *ev)
+{
+    if (AUDIT_JOIN_PF_KINDS >> ev->kind & 1u)
+        audit_join_prefetch_kind(j, ev);
 }
 
 #define AUDIT_JOIN_AHEAD 16
