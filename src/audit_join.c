@@ -450,38 +450,18 @@ static void audit_join_close(struct audit_join *j, int dir, uint64_t id)
     audit_join_remove(j->conns[dir], n);
 }
 
-/* The events about one ICID or DCID. */
-static void audit_join_conn_event(struct audit_join *j, const struct audit_event *ev)
+static void audit_join_tls_failed(struct audit_conn *c, const struct audit_event *ev)
 {
-    struct audit_conn *c = audit_join_conn(j, ev->dir, ev->id);
-    if (c == NULL)
-        return; /* its "New SMTP" line is not in the logs */
-    switch (ev->kind) {
-    case AUDIT_EV_TLS_OK:
-        audit_join_tls_ok(j, c, ev);
-        break;
-    case AUDIT_EV_TLS_FAILED:
-        if (c->tls != AUDIT_TLS_OK)
-            c->tls = AUDIT_TLS_FAILED;
-        c->no_starttls |= (uint8_t)ev->no_starttls;
-        audit_join_reason(c, ev->reason, 4);
-        break;
-    case AUDIT_EV_TLS_REQUIRED:
-        audit_join_required(j, c, ev);
-        break;
-    case AUDIT_EV_NO_STARTTLS:
-        c->no_starttls = 1;
-        audit_join_reason(c, ev->reason, 4);
-        break;
-    case AUDIT_EV_VERIFY:
-        audit_join_verify(c, ev);
-        break;
-    case AUDIT_EV_CONN_ERROR:
-        audit_join_conn_error(j, c, ev);
-        break;
-    default:
-        break;
-    }
+    if (c->tls != AUDIT_TLS_OK)
+        c->tls = AUDIT_TLS_FAILED;
+    c->no_starttls |= (uint8_t)ev->no_starttls;
+    audit_join_reason(c, ev->reason, 4);
+}
+
+static void audit_join_no_starttls(struct audit_conn *c, const struct audit_event *ev)
+{
+    c->no_starttls = 1;
+    audit_join_reason(c, ev->reason, 4);
 }
 
 /* ---- message events ------------------------------------------------------ */
@@ -569,9 +549,47 @@ static void audit_join_delivery(struct audit_join *j, const struct audit_event *
         m->delivered = 1;
 }
 
-static void audit_join_msg_event(struct audit_join *j, const struct audit_event *ev)
+/* ---- entry points -------------------------------------------------------- */
+
+/* One switch for every kind: the events about a connection need its
+ * entry (none when its "New SMTP" line is not in the logs). */
+void audit_join_event(struct audit_join *j, const struct audit_event *ev)
 {
+    struct audit_conn *c;
     switch (ev->kind) {
+    case AUDIT_EV_CONN_NEW:
+        audit_join_conn_new(j, ev);
+        break;
+    case AUDIT_EV_CLOSE:
+        audit_join_close(j, ev->dir, ev->id);
+        break;
+    case AUDIT_EV_REQ_WARNING:
+        audit_join_req_warning(j, ev);
+        break;
+    case AUDIT_EV_TLS_OK:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_tls_ok(j, c, ev);
+        break;
+    case AUDIT_EV_TLS_FAILED:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_tls_failed(c, ev);
+        break;
+    case AUDIT_EV_TLS_REQUIRED:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_required(j, c, ev);
+        break;
+    case AUDIT_EV_NO_STARTTLS:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_no_starttls(c, ev);
+        break;
+    case AUDIT_EV_VERIFY:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_verify(c, ev);
+        break;
+    case AUDIT_EV_CONN_ERROR:
+        if ((c = audit_join_conn(j, ev->dir, ev->id)) != NULL)
+            audit_join_conn_error(j, c, ev);
+        break;
     case AUDIT_EV_MID_START:
         audit_join_msg_new(j, ev);
         break;
@@ -594,34 +612,6 @@ static void audit_join_msg_event(struct audit_join *j, const struct audit_event 
         audit_join_delivery(j, ev);
         break;
     default:
-        break;
-    }
-}
-
-/* ---- entry points -------------------------------------------------------- */
-
-void audit_join_event(struct audit_join *j, const struct audit_event *ev)
-{
-    switch (ev->kind) {
-    case AUDIT_EV_CONN_NEW:
-        audit_join_conn_new(j, ev);
-        break;
-    case AUDIT_EV_CLOSE:
-        audit_join_close(j, ev->dir, ev->id);
-        break;
-    case AUDIT_EV_REQ_WARNING:
-        audit_join_req_warning(j, ev);
-        break;
-    case AUDIT_EV_TLS_OK:
-    case AUDIT_EV_TLS_FAILED:
-    case AUDIT_EV_TLS_REQUIRED:
-    case AUDIT_EV_NO_STARTTLS:
-    case AUDIT_EV_VERIFY:
-    case AUDIT_EV_CONN_ERROR:
-        audit_join_conn_event(j, ev);
-        break;
-    default:
-        audit_join_msg_event(j, ev);
         break;
     }
 }
