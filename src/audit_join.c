@@ -765,7 +765,7 @@ enum { AUDIT_JOIN_F_OUT = 1, AUDIT_JOIN_F_VERIFY_OK = 2, AUDIT_JOIN_F_NO_STARTTL
         s += 8;                                                                                    \
         ev->f.p = base + (uint32_t)at;                                                             \
         ev->f.n = (uint32_t)(at >> 32);                                                            \
-        __builtin_prefetch(ev->f.p);                                                               \
+        first = first != NULL ? first : ev->f.p;                                                   \
     }
 
 size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base)
@@ -799,9 +799,13 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
     ev->no_starttls = (r.flags & AUDIT_JOIN_F_NO_STARTTLS) != 0;
     ev->rid = r.rid;
     ev->time = r.time;
-    const char *s = p + sizeof(r);
+    const char *s = p + sizeof(r), *first = NULL;
     switch (ev->kind) {
         AUDIT_JOIN_LAYOUT(AUDIT_JOIN_GET_N, AUDIT_JOIN_GET_S)
+    }
+    if (first != NULL) { /* another CPU read the line: it is joined AHEAD events on */
+        __builtin_prefetch(first);
+        __builtin_prefetch(first + 64);
     }
     return s;
 }
