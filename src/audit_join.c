@@ -810,15 +810,14 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
     return s;
 }
 
-#define AUDIT_JOIN_RING     32   /* > AUDIT_JOIN_AHEAD, a power of 2 */
-#define AUDIT_JOIN_PF_BYTES 2048 /* records prefetched ahead (another CPU wrote them) */
+#define AUDIT_JOIN_RING 32 /* > AUDIT_JOIN_AHEAD, a power of 2 */
 
 void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base)
 {
     struct audit_event ring[AUDIT_JOIN_RING];
-    memset(ring, 0, sizeof(ring));    /* no field is ever read unset */
-    const char *p = recs, *pf = recs; /* pf: the next cache line to prefetch */
-    size_t next = 0;                  /* the next event to unpack */
+    memset(ring, 0, sizeof(ring)); /* no field is ever read unset */
+    const char *p = recs;
+    size_t next = 0; /* the next event to unpack */
     j->st->events += n;
     for (; next < n && next < AUDIT_JOIN_AHEAD; next++) {
         p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING], base);
@@ -826,8 +825,6 @@ void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const c
     }
     for (size_t i = 0; i < n; i++) {
         if (next < n) {
-            for (; pf < p + AUDIT_JOIN_PF_BYTES; pf += 64)
-                __builtin_prefetch(pf);
             p = audit_join_unpack(p, &ring[next % AUDIT_JOIN_RING], base);
             audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
             next++;
