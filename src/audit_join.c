@@ -677,7 +677,7 @@ static inline void audit_join_prefetch(struct audit_join *j, const struct audit_
         audit_join_prefetch_kind(j, ev);
 }
 
-#define AUDIT_JOIN_AHEAD 16
+#define AUDIT_JOIN_AHEAD 8
 
 void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_t n)
 {
@@ -810,7 +810,7 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
     return s;
 }
 
-#define AUDIT_JOIN_RING 32 /* > AUDIT_JOIN_AHEAD, a power of 2 */
+#define AUDIT_JOIN_RING 16 /* > AUDIT_JOIN_AHEAD, a power of 2 */
 
 void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base)
 {
