@@ -16,34 +16,152 @@
  */
 #include "audit.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- a buffered writer ------------------------------------------------- */
 
+#define AUDIT_REPORT_BUF  (1u << 16) /* written directly (small reports, tests) */
+#define AUDIT_REPORT_BIG  (1u << 18) /* a buffer of the writer thread */
+#define AUDIT_REPORT_NBIG 4
+
+/* A report can run to tens of megabytes: to a file or a pipe, a thread
+ * writes each full buffer while the next is rendered (the copy into the
+ * kernel costs about as much as the rendering).  The buffers are used in
+ * turn: the one being rendered is (HEAD + FULL) % AUDIT_REPORT_NBIG. */
+struct audit_report_writer {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int fd;
+    char *big[AUDIT_REPORT_NBIG];
+    size_t len[AUDIT_REPORT_NBIG];
+    unsigned head, full; /* the oldest buffer not yet written, how many */
+    int done, failed;
+};
+
 struct audit_report_out {
     FILE *f;
-    size_t n;
+    struct audit_report_writer *w; /* NULL: BUF goes to F */
+    char *buf;
+    size_t n, cap;
     int64_t day;   /* the day whose date is in DATE (audit_report_time) */
     char date[11]; /* "YYYY-MM-DDT" */
-    char buf[1 << 16];
+    char own[AUDIT_REPORT_BUF];
 };
 
 /* A string literal and its length, for audit_report_put. */
 #define AUDIT_REPORT_LIT(s) s, sizeof(s) - 1
 
+static void *audit_report_writer_main(void *arg)
+{
+    struct audit_report_writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (w->full == 0 && !w->done)
+            pthread_cond_wait(&w->cond, &w->lock);
+        if (w->full == 0)
+            break;
+        unsigned i = w->head;
+        pthread_mutex_unlock(&w->lock);
+        for (size_t at = 0; at < w->len[i] && !w->failed;) {
+            ssize_t r = write(w->fd, w->big[i] + at, w->len[i] - at);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                w->failed = 1; /* only this thread writes it until the join */
+            else
+                at += (size_t)r;
+        }
+        pthread_mutex_lock(&w->lock);
+        w->head = (w->head + 1) % AUDIT_REPORT_NBIG;
+        w->full--;
+        pthread_cond_signal(&w->cond);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* OUT's buffer goes to the writer thread; the next free one takes its place. */
+static void audit_report_pass(struct audit_report_out *out)
+{
+    struct audit_report_writer *w = out->w;
+    pthread_mutex_lock(&w->lock);
+    w->len[(w->head + w->full) % AUDIT_REPORT_NBIG] = out->n;
+    w->full++;
+    pthread_cond_signal(&w->cond);
+    while (w->full == AUDIT_REPORT_NBIG)
+        pthread_cond_wait(&w->cond, &w->lock);
+    out->buf = w->big[(w->head + w->full) % AUDIT_REPORT_NBIG];
+    pthread_mutex_unlock(&w->lock);
+    out->n = 0;
+}
+
 static void audit_report_flush(struct audit_report_out *out)
 {
+    if (out->w != NULL) {
+        audit_report_pass(out);
+        return;
+    }
     fwrite_unlocked(out->buf, 1, out->n, out->f);
     out->n = 0;
 }
 
-/* Room for N more bytes (at most sizeof(out->buf)): where to write them
+/* A writer thread for F when it is a file, a pipe or a socket (a terminal
+ * or /dev/null gains nothing from one); NULL otherwise, and OUT then
+ * writes through F. */
+static struct audit_report_writer *audit_report_writer_start(FILE *f)
+{
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 ||
+        !(S_ISREG(sb.st_mode) || S_ISFIFO(sb.st_mode) || S_ISSOCK(sb.st_mode)) || fflush(f) != 0)
+        return NULL;
+    struct audit_report_writer *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->fd = fileno(f);
+    int ok = 1;
+    for (int i = 0; i < AUDIT_REPORT_NBIG; i++)
+        ok &= (w->big[i] = malloc(AUDIT_REPORT_BIG)) != NULL;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    if (ok && pthread_create(&w->thread, NULL, audit_report_writer_main, w) == 0)
+        return w;
+    for (int i = 0; i < AUDIT_REPORT_NBIG; i++)
+        free(w->big[i]);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+    return NULL;
+}
+
+/* Writes what is left, ends the thread; -1 if a write failed. */
+static int audit_report_writer_end(struct audit_report_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    w->done = 1;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+    int failed = w->failed;
+    for (int i = 0; i < AUDIT_REPORT_NBIG; i++)
+        free(w->big[i]);
+    pthread_cond_destroy(&w->cond);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+    return failed ? -1 : 0;
+}
+
+/* Room for N more bytes (at most AUDIT_REPORT_BUF): where to write them
  * (with the audit_report_at_* helpers), then audit_report_done. */
 static char *audit_report_room(struct audit_report_out *out, size_t n)
 {
-    if (out->n + n > sizeof(out->buf))
+    if (out->n + n > out->cap)
         audit_report_flush(out);
     return out->buf + out->n;
 }
@@ -62,14 +180,16 @@ static char *audit_report_at(char *o, const char *s, size_t n)
 
 static void audit_report_put(struct audit_report_out *out, const void *p, size_t n)
 {
-    if (out->n + n > sizeof(out->buf)) {
+    const char *s = p;
+    while (out->n + n > out->cap) { /* what fits, then a new buffer */
+        size_t part = out->cap - out->n;
+        memcpy(out->buf + out->n, s, part);
+        out->n += part;
+        s += part;
+        n -= part;
         audit_report_flush(out);
-        if (n > sizeof(out->buf)) {
-            fwrite_unlocked(p, 1, n, out->f);
-            return;
-        }
     }
-    memcpy(out->buf + out->n, p, n);
+    memcpy(out->buf + out->n, s, n);
     out->n += n;
 }
 
@@ -80,7 +200,7 @@ static void audit_report_s(struct audit_report_out *out, const char *s)
 
 static void audit_report_c(struct audit_report_out *out, int c)
 {
-    if (out->n == sizeof(out->buf))
+    if (out->n == out->cap)
         audit_report_flush(out);
     out->buf[out->n++] = (char)c;
 }
@@ -176,21 +296,38 @@ static size_t audit_report_time(struct audit_report_out *out, int64_t t, char *p
     return 19;
 }
 
+static struct audit_report_out *audit_report_out_new(FILE *f)
+{
+    struct audit_report_out *out = malloc(sizeof(*out));
+    if (out == NULL)
+        return NULL;
+    out->f = f;
+    out->w = NULL;
+    out->buf = out->own;
+    out->n = 0;
+    out->cap = sizeof(out->own);
+    out->day = INT64_MIN;
+    return out;
+}
+
 /* Runs WRITE into F through a writer; -1 on a write error. */
 static int audit_report_to(FILE *f, struct audit_stats *st, const struct audit_report_opts *o,
                            void (*write)(struct audit_report_out *, struct audit_stats *,
                                          const struct audit_report_opts *))
 {
-    struct audit_report_out *out = malloc(sizeof(*out));
+    struct audit_report_out *out = audit_report_out_new(f);
     if (out == NULL)
         return -1;
-    out->f = f;
-    out->n = 0;
-    out->day = INT64_MIN;
+    out->w = audit_report_writer_start(f);
+    if (out->w != NULL) {
+        out->buf = out->w->big[0];
+        out->cap = AUDIT_REPORT_BIG;
+    }
     write(out, st, o);
     audit_report_flush(out);
+    int rc = out->w != NULL ? audit_report_writer_end(out->w) : 0;
     free(out);
-    return ferror(f) ? -1 : 0;
+    return rc != 0 || ferror(f) ? -1 : 0;
 }
 
 /* ---- sorting keys -------------------------------------------------------- */
@@ -1188,12 +1325,9 @@ int audit_report_csv(FILE *f, struct audit_stats *st)
 
 void audit_report_json_str(FILE *f, const char *s, size_t n)
 {
-    struct audit_report_out *out = malloc(sizeof(*out));
+    struct audit_report_out *out = audit_report_out_new(f);
     if (out == NULL)
         return;
-    out->f = f;
-    out->n = 0;
-    out->day = INT64_MIN;
     audit_report_jstr(out, s, n);
     audit_report_flush(out);
     free(out);

@@ -981,6 +981,58 @@ START_TEST(test_spill_bound)
 }
 END_TEST
 
+/* The report of FMT ('j' JSON, 'c' CSV, 't' text) of ST written to F; -1
+ * on a write error. */
+static int test_report_to(FILE *f, struct audit_stats *st, char fmt)
+{
+    struct audit_report_opts o = {"test", 0};
+    return fmt == 'j'   ? audit_report_json(f, st)
+           : fmt == 'c' ? audit_report_csv(f, st)
+                        : audit_report_text(f, st, &o);
+}
+
+/* A report to a file or a pipe goes through the writer thread (many of its
+ * buffers in turn here): the bytes are those written to a memory stream,
+ * which has no such thread; a file that cannot be written is an error. */
+START_TEST(test_report_writer)
+{
+    const char *path = test_path("dense");
+    test_write_dense(path, 10000);
+    const char *paths[] = {path};
+    struct audit_stats st;
+    test_read(&st, paths, 1);
+    for (const char *fmt = "jct"; *fmt != '\0'; fmt++) {
+        char *mem = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&mem, &len);
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(test_report_to(m, &st, *fmt), 0);
+        fclose(m);
+        if (*fmt == 'j')
+            ck_assert_uint_gt(len, 6u << 18); /* more than the thread's 4 buffers of 256 KiB */
+        FILE *f = tmpfile();
+        ck_assert_ptr_nonnull(f);
+        fputs("head ", f); /* buffered in F before the report */
+        ck_assert_int_eq(test_report_to(f, &st, *fmt), 0);
+        fflush(f);
+        ck_assert_int_eq(ftell(f), (long)len + 5);
+        char *back = malloc(len + 5);
+        rewind(f);
+        ck_assert_uint_eq(fread(back, 1, len + 5, f), len + 5);
+        ck_assert_int_eq(memcmp(back, "head ", 5), 0);
+        ck_assert_int_eq(memcmp(back + 5, mem, len), 0);
+        fclose(f);
+        free(back);
+        free(mem);
+    }
+    FILE *ro = fopen(path, "r");
+    ck_assert_ptr_nonnull(ro);
+    ck_assert_int_eq(audit_report_json(ro, &st), -1);
+    fclose(ro);
+    audit_stats_free(&st);
+}
+END_TEST
+
 /* ---- output pieces --------------------------------------------------------- */
 
 START_TEST(test_json_str)
@@ -1063,6 +1115,7 @@ static Suite *test_suite(void)
     tcase_add_test(tc, test_input_batches);
     tcase_add_test(tc, test_input_batches_as_lines);
     tcase_add_test(tc, test_spill_bound);
+    tcase_add_test(tc, test_report_writer);
     suite_add_tcase(s, tc);
 
     tc = test_case("output");
