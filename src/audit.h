@@ -400,8 +400,10 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
  * AUDIT_JOIN_PACKED_MAX bytes); the bytes written. */
 size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base);
 /* N packed events from RECS, whose strings lie in the text at BASE, in
- * order. */
-void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base);
+ * order; FIRST and LAST: the earliest and latest time stamps of the events
+ * they were packed from (AUDIT_NO_TIME: none). */
+void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base,
+                       int64_t first, int64_t last);
 /* End of all input: finalizes what is still open. */
 void audit_join_finish(struct audit_join *j);
 void audit_join_free(struct audit_join *j);

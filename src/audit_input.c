@@ -317,9 +317,12 @@ struct audit_input_batch {
     uint64_t lines, bytes;
     uint64_t unused; /* events the join has no use for (not handed over) */
     struct audit_parse_ctx ctx;
+    int64_t first, last; /* the earliest and latest time stamps of its events */
     /* The last event packed: a "Delivery start" is taken back when the
-     * "Message done" of the same delivery follows it at once (the join
-     * would do nothing with it that the "Message done" does not do). */
+     * "Message done" of the same delivery follows it at once, a "Start MID"
+     * when the "From:" of the same message and ICID does (the join would
+     * do nothing with it that the next event does not do; its time stamp
+     * still counts, in FIRST and LAST). */
     size_t last_at;
     enum audit_ev last_kind;
     uint64_t last_id, last_mid;
@@ -385,18 +388,29 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
         b->rec = rec;
         b->reccap = cap;
     }
-    if (ev->kind == AUDIT_EV_DELIVERED && b->nev > 0 && b->last_kind == AUDIT_EV_DELIVERY &&
-        b->last_id == ev->id && b->last_mid == ev->mid && b->last_rid == ev->rid) {
+    if (ev->time != AUDIT_NO_TIME) {
+        if (b->first == AUDIT_NO_TIME || ev->time < b->first)
+            b->first = ev->time;
+        if (b->last == AUDIT_NO_TIME || ev->time > b->last)
+            b->last = ev->time;
+    }
+    if (b->nev > 0 && ((ev->kind == AUDIT_EV_DELIVERED && b->last_kind == AUDIT_EV_DELIVERY &&
+                        b->last_id == ev->id && b->last_mid == ev->mid && b->last_rid == ev->rid) ||
+                       (ev->kind == AUDIT_EV_MID_FROM && b->last_kind == AUDIT_EV_MID_START &&
+                        b->last_id == ev->icid && b->last_mid == ev->mid))) {
         b->reclen = b->last_at;
         b->nev--;
         b->unused++;
     }
     b->last_at = b->reclen;
     b->last_kind = ev->kind;
-    if (ev->kind == AUDIT_EV_DELIVERY) { /* the only kind compared with */
+    if (ev->kind == AUDIT_EV_DELIVERY) { /* the kinds compared with */
         b->last_id = ev->id;
         b->last_mid = ev->mid;
         b->last_rid = ev->rid;
+    } else if (ev->kind == AUDIT_EV_MID_START) {
+        b->last_id = ev->icid;
+        b->last_mid = ev->mid;
     }
     b->reclen += audit_join_pack(b->rec + b->reclen, ev, b->text);
     b->nev++;
@@ -614,6 +628,7 @@ static void audit_input_take(struct audit_input_run *r, struct audit_input_slot 
 {
     struct audit_input_batch *b = &s->b;
     b->nev = b->reclen = b->lines = b->bytes = b->unused = 0;
+    b->first = b->last = AUDIT_NO_TIME;
     s->state = AUDIT_INPUT_BUSY;
     s->k = r->next_claim++;
     s->len = 0;
@@ -666,7 +681,7 @@ static void audit_input_join(struct audit_input_run *r, struct audit_input_slot 
 {
     struct audit_input_batch *b = &s->b;
     pthread_mutex_unlock(&r->lock);
-    audit_join_packed(r->j, b->rec, b->nev, b->text);
+    audit_join_packed(r->j, b->rec, b->nev, b->text, b->first, b->last);
     r->j->st->lines += b->lines;
     r->j->st->events += b->unused;
     r->pg->done += b->bytes;

@@ -812,8 +812,11 @@ static const char *audit_join_unpack(const char *p, struct audit_event *ev, cons
 
 #define AUDIT_JOIN_RING 16 /* > AUDIT_JOIN_AHEAD, a power of 2 */
 
-void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base)
+void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const char *base,
+                       int64_t first, int64_t last)
 {
+    audit_join_time(j->st, first);
+    audit_join_time(j->st, last);
     struct audit_event ring[AUDIT_JOIN_RING];
     memset(ring, 0, sizeof(ring)); /* no field is ever read unset */
     const char *p = recs;
@@ -829,9 +832,7 @@ void audit_join_packed(struct audit_join *j, const char *recs, size_t n, const c
             audit_join_prefetch(j, &ring[next % AUDIT_JOIN_RING]);
             next++;
         }
-        const struct audit_event *ev = &ring[i % AUDIT_JOIN_RING];
-        audit_join_time(j->st, ev->time);
-        audit_join_event(j, ev);
+        audit_join_event(j, &ring[i % AUDIT_JOIN_RING]);
     }
 }
 
