@@ -318,15 +318,10 @@ struct audit_input_batch {
     uint64_t unused; /* events the join has no use for (not handed over) */
     struct audit_parse_ctx ctx;
     int64_t first, last; /* the earliest and latest time stamps of its events */
-    /* The last event packed: a "Delivery start" is taken back when the
-     * "Message done" of the same delivery follows it at once, a "Start MID"
-     * when the "From:" of the same message and ICID does (the join would
-     * do nothing with it that the next event does not do; its time stamp
-     * still counts, in FIRST and LAST). */
+    /* Where the last event packed starts: it is taken back when the next
+     * one supersedes it (audit_join_supersedes; its time stamp still
+     * counts, in FIRST and LAST). */
     size_t last_at;
-    enum audit_ev last_kind;
-    uint64_t last_id, last_mid;
-    uint32_t last_rid;
 };
 
 enum { AUDIT_INPUT_FREE, AUDIT_INPUT_BUSY, AUDIT_INPUT_READY };
@@ -394,24 +389,12 @@ static int audit_input_add_event(struct audit_input_batch *b, const struct audit
         if (b->last == AUDIT_NO_TIME || ev->time > b->last)
             b->last = ev->time;
     }
-    if (b->nev > 0 && ((ev->kind == AUDIT_EV_DELIVERED && b->last_kind == AUDIT_EV_DELIVERY &&
-                        b->last_id == ev->id && b->last_mid == ev->mid && b->last_rid == ev->rid) ||
-                       (ev->kind == AUDIT_EV_MID_FROM && b->last_kind == AUDIT_EV_MID_START &&
-                        b->last_id == ev->icid && b->last_mid == ev->mid))) {
+    if (b->nev > 0 && audit_join_supersedes(b->rec + b->last_at, ev)) {
         b->reclen = b->last_at;
         b->nev--;
         b->unused++;
     }
     b->last_at = b->reclen;
-    b->last_kind = ev->kind;
-    if (ev->kind == AUDIT_EV_DELIVERY) { /* the kinds compared with */
-        b->last_id = ev->id;
-        b->last_mid = ev->mid;
-        b->last_rid = ev->rid;
-    } else if (ev->kind == AUDIT_EV_MID_START) {
-        b->last_id = ev->icid;
-        b->last_mid = ev->mid;
-    }
     b->reclen += audit_join_pack(b->rec + b->reclen, ev, b->text);
     b->nev++;
     return 0;

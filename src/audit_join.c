@@ -786,6 +786,22 @@ size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base
     return (size_t)(s - dst);
 }
 
+int audit_join_supersedes(const char *rec, const struct audit_event *ev)
+{
+    struct audit_join_rec r;
+    uint64_t n[2]; /* the record's first two numbers, for these kinds */
+    memcpy(&r, rec, sizeof(r));
+    if (ev->kind == AUDIT_EV_DELIVERED && r.kind == AUDIT_EV_DELIVERY) { /* N(id) N(mid) */
+        memcpy(n, rec + sizeof(r), sizeof(n));
+        return n[0] == ev->id && n[1] == ev->mid && r.rid == ev->rid;
+    }
+    if (ev->kind == AUDIT_EV_MID_FROM && r.kind == AUDIT_EV_MID_START) { /* N(mid) N(icid) */
+        memcpy(n, rec + sizeof(r), sizeof(n));
+        return n[0] == ev->mid && n[1] == ev->icid;
+    }
+    return 0;
+}
+
 /* The event packed at P into *EV (its strings point into the batch's text
  * at BASE); the next record.  Only the fields of its kind are set: the
  * others keep what an earlier event left, and the join does not read them. */
