@@ -399,10 +399,10 @@ void audit_join_events(struct audit_join *j, const struct audit_event *ev, size_
 /* Packs EV, whose strings lie in the text at BASE, into DST (room for
  * AUDIT_JOIN_PACKED_MAX bytes); the bytes written. */
 size_t audit_join_pack(char *dst, const struct audit_event *ev, const char *base);
-/* 1 when EV makes the packed event at REC redundant, as it follows it at
- * once: the "Delivery start" of the delivery EV is the "Message done" of,
- * the "Start MID" of the message and ICID whose "From:" EV is.  The join
- * would do nothing with it that EV does not do. */
+/* 1 when EV, which follows the packed event at REC at once, makes it
+ * redundant: REC is the "Delivery start" of the delivery whose "Message
+ * done" EV is, or the "Start MID" of the message (and ICID) whose "From:"
+ * EV is.  The join would do nothing with REC that EV does not do. */
 int audit_join_supersedes(const char *rec, const struct audit_event *ev);
 /* N packed events from RECS, whose strings lie in the text at BASE, in
  * order; FIRST and LAST: the earliest and latest time stamps of the events

@@ -16,8 +16,8 @@
  * fixed-size strings: nothing is allocated per line.
  *
  * Must not: keep pointers into a pool across an allocation in the same
- * pool (blocks move when the pool grows), or count anything itself -- that
- * is audit_stats' job, with the filters.
+ * pool (a full pool finalizes its oldest entry and reuses it), or count
+ * anything itself -- that is audit_stats' job, with the filters.
  */
 #include "audit.h"
 
