@@ -26,7 +26,7 @@
 
 /* ---- a buffered writer ------------------------------------------------- */
 
-#define AUDIT_REPORT_BUF  (1u << 16) /* written directly (small reports, tests) */
+#define AUDIT_REPORT_BUF  (1u << 16) /* without a writer thread (a terminal, a memory stream) */
 #define AUDIT_REPORT_BIG  (1u << 18) /* a buffer of the writer thread */
 #define AUDIT_REPORT_NBIG 4
 
