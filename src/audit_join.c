@@ -38,8 +38,9 @@ struct audit_pool {
     uint32_t head;     /* the newest entry */
     uint32_t tail;     /* the oldest entry */
     uint32_t last;     /* the entry last found or added: events come in runs */
-    uint32_t *buckets; /* reserved for 2 * MAX, MASK + 1 of them in use */
+    uint32_t *buckets; /* reserved for MAX_MASK + 1, MASK + 1 of them in use */
     uint32_t mask;     /* grows with COUNT: a small index stays in the cache */
+    uint32_t max_mask; /* the most buckets (a power of 2, at least 2 * MAX) - 1 */
     audit_join_final_fn final;
 };
 
@@ -64,21 +65,12 @@ static uint32_t audit_join_slot(const struct audit_pool *p, uint64_t key)
 
 #define AUDIT_JOIN_BUCKETS 256 /* to begin with */
 
-/* The most buckets a pool of MAX entries uses: a power of 2, at least 2 * MAX. */
-static size_t audit_join_nbuckets(uint32_t max)
-{
-    size_t nb = 1;
-    while (nb < (size_t)max * 2)
-        nb <<= 1;
-    return nb;
-}
-
 static void audit_join_pool_free(struct audit_pool *p)
 {
     if (p == NULL)
         return;
     audit_stats_unreserve(p->items, (size_t)p->max * p->size);
-    audit_stats_unreserve(p->buckets, audit_join_nbuckets(p->max) * sizeof(*p->buckets));
+    audit_stats_unreserve(p->buckets, ((size_t)p->max_mask + 1) * sizeof(*p->buckets));
     free(p);
 }
 
@@ -88,7 +80,10 @@ static struct audit_pool *audit_join_pool_new(size_t size, size_t clear, uint32_
     struct audit_pool *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return NULL;
-    size_t nb = audit_join_nbuckets(max);
+    size_t nb = 1;
+    while (nb < (size_t)max * 2)
+        nb <<= 1;
+    p->max_mask = (uint32_t)nb - 1;
     p->mask = (uint32_t)(nb < AUDIT_JOIN_BUCKETS ? nb : AUDIT_JOIN_BUCKETS) - 1;
     p->size = size;
     p->clear = clear;
@@ -220,8 +215,7 @@ static struct audit_node *audit_join_add(struct audit_join *j, struct audit_pool
     p->last = i;
     audit_join_age_push(p, n);
     p->count++;
-    if ((size_t)p->count * 2 > (size_t)p->mask + 1 &&
-        (size_t)p->mask + 1 < audit_join_nbuckets(p->max))
+    if ((size_t)p->count * 2 > (size_t)p->mask + 1 && p->mask < p->max_mask)
         audit_join_rehash(p);
     return n;
 }
